@@ -1,0 +1,1 @@
+"""Media: probing with PyAV, audio decoding, languages, subtitle files."""
