@@ -90,3 +90,16 @@ def to_iso639_1(value: str) -> str | None:
     """The two-letter code where one exists."""
     language = _lookup(value)
     return language.part1 if language else None
+
+
+def from_tag(value: str | None) -> str | None:
+    """The 639-2/T code of a language tag as containers and file names carry it.
+
+    Accepts whatever :func:`to_iso639_2` accepts, plus BCP 47 tags with a region
+    or script (``pt-BR``, ``zh_Hans``), which Matroska and file names use.
+    """
+    code = to_iso639_2(value)
+    if code is not None or value is None:
+        return code
+    primary = value.replace("_", "-").split("-", 1)[0]
+    return to_iso639_2(primary) if primary != value else None
