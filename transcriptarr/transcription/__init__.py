@@ -1,0 +1,1 @@
+"""Transcription: the model catalog, quality presets, the engine, and cues."""
