@@ -224,3 +224,52 @@ def dump(model: BaseModel | list[Any]) -> Any:
     if isinstance(model, list):
         return [dump(item) for item in model]
     return model.model_dump(mode="json")
+
+
+class WorkersSummary(BaseModel):
+    """The ``workers`` part of ``/api/status``."""
+
+    total_workers: int = 0
+    cpu_workers: int = 0
+    gpu_workers: int = 0
+    idle_workers: int = 0
+    busy_workers: int = 0
+    total_jobs_completed: int = 0
+    total_jobs_failed: int = 0
+
+
+class ScannerSummary(BaseModel):
+    """The ``scanner`` part of ``/api/status``."""
+
+    scheduler_enabled: bool = False
+    scheduler_running: bool = False
+    next_scan_time: str | None = None
+    watcher_enabled: bool = False
+    watcher_running: bool = False
+
+
+class SystemSummary(BaseModel):
+    status: str
+    uptime_seconds: float
+
+
+class StatusReport(BaseModel):
+    system: SystemSummary
+    workers: WorkersSummary
+    queue: QueueStats
+    scanner: ScannerSummary
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    ray: str
+    workers: int
+    queue_size: int
+
+
+class RootInfo(BaseModel):
+    name: str
+    version: str
+    status: str
+    message: str

@@ -1,0 +1,3 @@
+from transcriptarr.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Ray actors. Each is a plain class; ``cluster.py`` applies ``ray.remote``."""

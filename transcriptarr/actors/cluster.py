@@ -1,0 +1,112 @@
+"""Start or join the Ray cluster and create the named actors.
+
+This is the one place where ``ray.remote`` is applied to the actor classes.
+Ray never faces the network from here: a local head binds to loopback, the
+dashboard is off, and token authentication is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from transcriptarr.actors.proxy import ActorProxy
+from transcriptarr.actors.queue import JobBoard, QueuePolicy
+from transcriptarr.actors.settings import SettingsService
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "transcriptarr"
+QUEUE_ACTOR = "transcriptarr-queue"
+SETTINGS_ACTOR = "transcriptarr-settings"
+SCANNER_ACTOR = "transcriptarr-scanner"
+POOL_ACTOR = "transcriptarr-pool"
+
+# Async actors: one event loop serves many concurrent calls.
+_ACTOR_CONCURRENCY = 1000
+
+
+def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
+    """Join ``address``, or start a local head bound to loopback."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    common: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "log_to_driver": True,
+        "configure_logging": False,
+    }
+    if address:
+        ray.init(address=address, **common)
+        logger.info("joined Ray cluster at %s", address)
+        return
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        **common,
+    )
+    logger.info("started a local Ray head on 127.0.0.1")
+
+
+def gcs_address() -> str:
+    """The address other processes pass to ``init_ray`` to join."""
+    return str(ray.get_runtime_context().gcs_address)
+
+
+@dataclass
+class ActorHandles:
+    queue: Any
+    settings: Any
+
+
+def _named(cls: type, name: str, **options: Any) -> Any:
+    remote_cls: Any = ray.remote(cls)
+    return remote_cls.options(
+        name=name,
+        namespace=NAMESPACE,
+        get_if_exists=True,
+        max_concurrency=_ACTOR_CONCURRENCY,
+        max_restarts=-1,
+        **options,
+    )
+
+
+async def create_actors(data_dir: Path) -> ActorHandles:
+    """Create (or find) the settings and queue actors, started and ready."""
+    db_path = str(data_dir / "transcriptarr.db")
+    settings = _named(SettingsService, SETTINGS_ACTOR, num_cpus=0).remote(db_path)
+    await settings.start.remote()
+    values = await settings.values.remote()
+    policy = QueuePolicy(
+        max_retries=int(values["queue_max_retries"]),
+        backoff_base_s=float(values["queue_backoff_base_s"]),
+        backoff_max_s=float(values["queue_backoff_max_s"]),
+        lease_s=float(values["queue_lease_s"]),
+    )
+    queue = _named(JobBoard, QUEUE_ACTOR, num_cpus=0).remote(db_path, policy=policy)
+    await queue.start.remote()
+    return ActorHandles(queue=queue, settings=settings)
+
+
+def lookup(name: str) -> ActorProxy | None:
+    """A proxy of a named actor, or None when it does not exist."""
+    try:
+        return ActorProxy(ray.get_actor(name, namespace=NAMESPACE))
+    except ValueError:
+        return None
+
+
+async def close_actors(handles: ActorHandles) -> None:
+    """Flush and close the actors' databases before Ray goes down."""
+    for handle in (handles.queue, handles.settings):
+        try:
+            await handle.close.remote()
+        except ray.exceptions.RayError:
+            logger.warning("an actor was already gone at shutdown")

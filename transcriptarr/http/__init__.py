@@ -1,0 +1,1 @@
+"""The aiohttp front end: REST routes, middlewares, OpenAPI."""

@@ -1,0 +1,118 @@
+"""Jobs API: ``/api/jobs``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from transcriptarr.http.api import ApiRoutes
+from transcriptarr.http.context import services
+from transcriptarr.models import (
+    Job,
+    JobCreate,
+    JobPage,
+    JobStatus,
+    Message,
+    QueueStats,
+)
+
+routes = ApiRoutes(tag="Jobs")
+
+
+class JobListQuery(BaseModel):
+    status_filter: JobStatus | None = Field(
+        default=None, description="queued, processing, completed, failed, cancelled"
+    )
+    page: int = Field(default=1, ge=1, description="Page number (1-based)")
+    page_size: int = Field(default=50, ge=1, le=500, description="Items per page")
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(min_length=1, max_length=64)
+
+
+@routes.get("/api/jobs", summary="List jobs", query=JobListQuery, response=JobPage)
+async def list_jobs(request: web.Request, *, query: JobListQuery) -> JobPage:
+    page: JobPage = await services(request).queue.list_jobs(
+        query.status_filter, query.page, query.page_size
+    )
+    return page
+
+
+@routes.get("/api/jobs/stats", summary="Queue statistics", response=QueueStats)
+async def job_stats(request: web.Request) -> QueueStats:
+    stats: QueueStats = await services(request).queue.stats()
+    return stats
+
+
+@routes.post("/api/jobs/queue/clear", summary="Clear completed jobs", response=Message)
+async def clear_completed(request: web.Request) -> Message:
+    count = await services(request).queue.clear_completed()
+    return Message(message=f"Cleared {count} completed jobs")
+
+
+@routes.get(
+    "/api/jobs/{job_id}",
+    summary="Get a job",
+    path_model=JobPath,
+    response=Job,
+    errors={404: "Job not found"},
+)
+async def get_job(request: web.Request, *, path: JobPath) -> Job:
+    job: Job = await services(request).queue.get(path.job_id)
+    return job
+
+
+@routes.post(
+    "/api/jobs",
+    summary="Create a transcription job",
+    body=JobCreate,
+    response=Job,
+    status=201,
+    errors={400: "Invalid quality preset or body", 409: "Job already exists"},
+)
+async def create_job(request: web.Request, *, body: JobCreate) -> Job:
+    job: Job = await services(request).queue.submit(body)
+    return job
+
+
+@routes.post(
+    "/api/jobs/{job_id}/retry",
+    summary="Retry a failed job",
+    path_model=JobPath,
+    response=Job,
+    errors={400: "Job is not failed", 404: "Job not found"},
+)
+async def retry_job(request: web.Request, *, path: JobPath) -> Job:
+    job: Job = await services(request).queue.retry(path.job_id)
+    return job
+
+
+async def _cancel(request: web.Request, job_id: str) -> Message:
+    await services(request).queue.cancel(job_id)
+    return Message(message=f"Job {job_id} cancelled successfully")
+
+
+_CANCEL_ERRORS = {400: "Job already in terminal state", 404: "Job not found"}
+
+
+@routes.delete(
+    "/api/jobs/{job_id}",
+    summary="Cancel a job",
+    path_model=JobPath,
+    response=Message,
+    errors=_CANCEL_ERRORS,
+)
+async def cancel_job(request: web.Request, *, path: JobPath) -> Message:
+    return await _cancel(request, path.job_id)
+
+
+@routes.post(
+    "/api/jobs/{job_id}/cancel",
+    summary="Cancel a job (POST alias of DELETE)",
+    path_model=JobPath,
+    response=Message,
+    errors=_CANCEL_ERRORS,
+)
+async def cancel_job_post(request: web.Request, *, path: JobPath) -> Message:
+    return await _cancel(request, path.job_id)
