@@ -78,10 +78,18 @@ def _named(cls: type, name: str, **options: Any) -> Any:
     )
 
 
-async def create_actors(data_dir: Path) -> ActorHandles:
-    """Create (or find) the settings and queue actors, started and ready."""
+async def create_actors(data_dir: Path, *, suffix: str = "") -> ActorHandles:
+    """Create (or find) the settings and queue actors, started and ready.
+
+    Args:
+        data_dir: Where the SQLite file lives.
+        suffix: Appended to every actor name, so tests can run several sets
+            side by side on one cluster.
+    """
     db_path = str(data_dir / "transcriptarr.db")
-    settings = _named(SettingsService, SETTINGS_ACTOR, num_cpus=0).remote(db_path)
+    settings = _named(SettingsService, SETTINGS_ACTOR + suffix, num_cpus=0).remote(
+        db_path
+    )
     await settings.start.remote()
     values = await settings.values.remote()
     policy = QueuePolicy(
@@ -90,7 +98,9 @@ async def create_actors(data_dir: Path) -> ActorHandles:
         backoff_max_s=float(values["queue_backoff_max_s"]),
         lease_s=float(values["queue_lease_s"]),
     )
-    queue = _named(JobBoard, QUEUE_ACTOR, num_cpus=0).remote(db_path, policy=policy)
+    queue = _named(JobBoard, QUEUE_ACTOR + suffix, num_cpus=0).remote(
+        db_path, policy=policy
+    )
     await queue.start.remote()
     return ActorHandles(queue=queue, settings=settings)
 
@@ -103,10 +113,12 @@ def lookup(name: str) -> ActorProxy | None:
         return None
 
 
-async def close_actors(handles: ActorHandles) -> None:
+async def close_actors(handles: ActorHandles, *, kill: bool = False) -> None:
     """Flush and close the actors' databases before Ray goes down."""
     for handle in (handles.queue, handles.settings):
         try:
             await handle.close.remote()
         except ray.exceptions.RayError:
             logger.warning("an actor was already gone at shutdown")
+        if kill:
+            ray.kill(handle, no_restart=True)
