@@ -172,11 +172,10 @@ _REDOC_PAGE = """<!doctype html>
 
 
 async def _openapi_json(request: web.Request) -> web.StreamResponse:
-    cached = request.app.get(_DOC_CACHE_KEY)
-    if cached is None:
-        cached = build_document(request.app[OPERATIONS_KEY])
-        request.app[_DOC_CACHE_KEY] = cached
-    return json_response(cached)
+    cache = request.app[_DOC_CACHE_KEY]
+    if not cache:
+        cache.update(build_document(request.app[OPERATIONS_KEY]))
+    return json_response(cache)
 
 
 async def _swagger(request: web.Request) -> web.StreamResponse:
@@ -194,6 +193,7 @@ _DOC_CACHE_KEY: web.AppKey[dict[str, Any]] = web.AppKey("openapi_doc", dict)
 
 def install(app: web.Application) -> None:
     """Add ``/openapi.json``, ``/docs``, ``/redoc`` and their assets."""
+    app[_DOC_CACHE_KEY] = {}
     app.router.add_get("/openapi.json", _openapi_json)
     app.router.add_get("/docs", _swagger)
     app.router.add_get("/redoc", _redoc)
