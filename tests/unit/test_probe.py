@@ -102,6 +102,7 @@ def test_embedded_subtitle_tracks_are_listed_with_languages() -> None:
         (0, "subrip", "spa"),
         (1, "ass", "fra"),
         (2, "dvd_subtitle", "deu"),
+        (3, "hdmv_pgs_subtitle", "eng"),
     ]
 
 
@@ -112,11 +113,23 @@ def test_forced_subtitle_track_is_flagged() -> None:
     assert forced == ["fra"]
 
 
-def test_image_subtitle_track_is_not_text() -> None:
+def test_image_subtitle_tracks_are_not_text() -> None:
     info = probe(MEDIA / "with_subs.mkv")
 
     kinds = {s.codec: s.is_text for s in info.embedded_subtitles}
-    assert kinds == {"subrip": True, "ass": True, "dvd_subtitle": False}
+    assert kinds == {
+        "subrip": True,
+        "ass": True,
+        "dvd_subtitle": False,
+        "hdmv_pgs_subtitle": False,
+    }
+
+
+def test_hearing_impaired_subtitle_track_is_flagged() -> None:
+    info = probe(MEDIA / "with_subs.mkv")
+
+    flagged = [s.codec for s in info.embedded_subtitles if s.hearing_impaired]
+    assert flagged == ["hdmv_pgs_subtitle"]
 
 
 @pytest.mark.parametrize(
@@ -196,7 +209,8 @@ def test_analyze_body_has_the_rest_shape(tmp_path: Path) -> None:
         "language": "eng",
         "channels": 1,
     }
-    assert [s["language"] for s in body["embedded_subtitles"]] == ["spa", "fra", "deu"]
+    languages = [s["language"] for s in body["embedded_subtitles"]]
+    assert languages == ["spa", "fra", "deu", "eng"]
     [external] = body["external_subtitles"]
     assert (external["path"], external["language"]) == (
         str(tmp_path / "episode.en.srt"),
