@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -20,6 +21,22 @@ MEDIA = Path(__file__).parents[1] / "fixtures" / "media"
 ENGLISH_S = 23.0
 SPANISH_S = 16.7
 TOLERANCE_S = 0.2
+
+
+def remux_with_audio_delay(target: Path, delay_ms: int) -> Path:
+    """Copy english.mkv (video and audio, no re-encoding), audio made late."""
+    source = av.open(str(MEDIA / "english.mkv"))
+    with source, av.open(str(target), "w") as output:
+        copies = {s.index: output.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is None or packet.pts is None:
+                continue
+            if packet.stream.type == "audio":
+                packet.pts += delay_ms
+                packet.dts += delay_ms
+            packet.stream = copies[packet.stream.index]
+            output.mux(packet)
+    return target
 
 
 def duration_s(samples: np.ndarray, sample_rate: int = SAMPLE_RATE_HZ) -> float:
@@ -123,6 +140,27 @@ def test_window_holds_exactly_the_asked_part(start_s: float) -> None:
 
     assert len(window) == 3 * SAMPLE_RATE_HZ
     assert correlation(window, whole[first : first + len(window)]) > 0.99
+
+
+def test_audio_that_starts_late_is_preceded_by_silence(tmp_path: Path) -> None:
+    late = remux_with_audio_delay(tmp_path / "late.mkv", delay_ms=1000)
+    on_time = decode_audio(MEDIA / "english.mkv")
+
+    samples = decode_audio(late)
+
+    gap = samples[:SAMPLE_RATE_HZ]
+    assert float(np.abs(gap).max()) == 0.0
+    rest = samples[SAMPLE_RATE_HZ : SAMPLE_RATE_HZ + len(on_time)]
+    assert correlation(rest, on_time) > 0.99
+
+
+def test_window_of_late_audio_keeps_the_video_timeline(tmp_path: Path) -> None:
+    late = remux_with_audio_delay(tmp_path / "late.mkv", delay_ms=1000)
+    on_time = decode_audio(MEDIA / "english.mkv", start_s=5.0, duration_s=3.0)
+
+    window = decode_audio(late, start_s=6.0, duration_s=3.0)
+
+    assert correlation(window, on_time) > 0.99
 
 
 def test_window_that_runs_past_the_end_is_cut_short() -> None:

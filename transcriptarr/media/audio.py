@@ -39,6 +39,7 @@ _GROWTH_FACTOR = 1.5
 _SEEK_PREROLL_S = 1.0
 _SECONDS_PER_MINUTE = 60
 _SECONDS_PER_HOUR = 3600
+_MICROSECONDS_PER_S = 1_000_000
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -152,9 +153,16 @@ def _decode_window(
     start_s: float,
     duration_s: float | None,
 ) -> FloatArray:
-    """Seek, decode, resample, and cut exactly the asked window."""
+    """Seek, decode, resample, and cut exactly the asked window.
+
+    Times count from the container's start, so sample 0 of a whole-file
+    decode lines up with the first video frame even when the audio starts
+    later (the gap is filled with silence) or the timestamps start at an
+    offset (MPEG-TS).
+    """
+    window_start_s = _container_start_s(container) + start_s
     if start_s > 0:
-        _seek(container, stream, path, start_s)
+        _seek(container, stream, path, window_start_s)
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     expected_s = duration_s or _declared_duration_s(container, stream) - start_s
     buffer = _SampleBuffer(_capacity_samples(expected_s, sample_rate))
@@ -163,7 +171,9 @@ def _decode_window(
 
     for frame in _frames(container, stream, path):
         if skip is None:
-            skip = _samples_before(frame, start_s, sample_rate)
+            skip = _samples_before(frame, window_start_s, sample_rate)
+            buffer.append_silence(max(0, -skip))
+            skip = max(0, skip)
         _append_resampled(buffer, resampler.resample(frame))
         if wanted is not None and buffer.count >= skip + wanted:
             break
@@ -171,6 +181,11 @@ def _decode_window(
     _append_resampled(buffer, resampler.resample(None))
     first = skip or 0
     return buffer.window(first, None if wanted is None else first + wanted)
+
+
+def _container_start_s(container: av.container.InputContainer) -> float:
+    start_us = container.start_time
+    return float(start_us) / _MICROSECONDS_PER_S if start_us is not None else 0.0
 
 
 def _append_resampled(buffer: _SampleBuffer, frames: list[av.AudioFrame]) -> None:
@@ -195,14 +210,15 @@ def _seek(
 
 
 def _samples_before(frame: av.AudioFrame, start_s: float, sample_rate: int) -> int:
-    """Samples of the first decoded frame that come before ``start_s``.
+    """How many samples the first decoded frame starts before ``start_s``.
 
-    Seeking lands a little before the asked time; the surplus is cut.
+    Seeking lands a little before the asked time: the surplus is cut. A
+    negative count means the audio starts after ``start_s``.
     """
     frame_start_s = frame.time
     if frame_start_s is None:
         return 0
-    return max(0, round((start_s - frame_start_s) * sample_rate))
+    return round((start_s - frame_start_s) * sample_rate)
 
 
 def _frames(
@@ -303,6 +319,10 @@ class _SampleBuffer:
             self._grow(end)
         self._data[self.count : end] = chunk
         self.count = end
+
+    def append_silence(self, sample_count: int) -> None:
+        if sample_count > 0:
+            self.append(np.zeros(sample_count, dtype=np.float32))
 
     def window(self, first: int, stop: int | None) -> FloatArray:
         """Samples ``first`` to ``stop``, copied out when most would be slack."""

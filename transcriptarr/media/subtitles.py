@@ -88,7 +88,8 @@ def find_external_subtitles(media_path: Path) -> list[ExternalSubtitle]:
     prefix = media_path.stem + "."
     found: list[ExternalSubtitle] = []
     try:
-        entries = sorted(os.scandir(media_path.parent), key=lambda e: e.name)
+        with os.scandir(media_path.parent) as scan:
+            entries = sorted(scan, key=lambda entry: entry.name)
     except OSError as exc:
         logger.warning("cannot list %s: %s", media_path.parent, exc)
         return found
