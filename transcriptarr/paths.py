@@ -136,7 +136,8 @@ def common_paths(roots: AllowedRoots) -> list[FilesystemItem]:
     candidates = [*roots.roots, *(_resolved(d) for d in WELL_KNOWN_MEDIA_DIRS)]
     found: list[FilesystemItem] = []
     for path in dict.fromkeys(candidates):
-        if roots.contains(path) and path.is_dir():
+        # os.path.isdir, unlike Path.is_dir, answers False on EACCES too.
+        if roots.contains(path) and os.path.isdir(path):
             found.append(_item(str(path), path))
     return found
 

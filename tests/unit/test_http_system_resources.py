@@ -184,3 +184,22 @@ async def test_a_driver_that_fails_to_load_shows_no_gpus_instead_of_an_error(
     response = await api.get("/api/system/gpus")
 
     assert (response.status, await response.json()) == (200, [])
+
+
+async def test_the_resource_and_filesystem_routes_are_documented(
+    make_client: Callable[[FakeNvml | None], Any],
+) -> None:
+    api = await make_client(None)
+
+    document = await (await api.get("/openapi.json")).json()
+
+    gpu = document["paths"]["/api/system/gpu/{device_id}"]["get"]
+    assert {"400", "404"} <= set(gpu["responses"])
+    assert {
+        "/api/system/resources",
+        "/api/system/cpu",
+        "/api/system/memory",
+        "/api/system/gpus",
+        "/api/filesystem/browse",
+        "/api/filesystem/common-paths",
+    } <= set(document["paths"])

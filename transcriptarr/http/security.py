@@ -22,7 +22,9 @@ Body sizes are limited in three layers:
 
 Settings are read through a cache of about two seconds per application, so a
 request costs no actor call; whoever changes settings calls
-:func:`invalidate_settings_cache`.
+:func:`invalidate_settings_cache`. That reaches this process only: other front
+end processes see a change within the two seconds. A settings actor that cannot
+be reached fails requests (closed), never opens them.
 """
 
 from __future__ import annotations
@@ -31,9 +33,9 @@ import asyncio
 import hmac
 import logging
 import re
-import time
 import weakref
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -78,7 +80,7 @@ class _SettingsCache:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def fresh(self) -> dict[str, Any] | None:
-        age_s = time.monotonic() - self.fetched_at_s
+        age_s = monotonic() - self.fetched_at_s
         return self.values if age_s < SETTINGS_CACHE_TTL_S else None
 
 
@@ -110,7 +112,7 @@ async def cached_settings_values(request: web.Request) -> dict[str, Any]:
         values = cache.fresh()
         if values is None:
             values = await services(request).settings.values()
-            cache.values, cache.fetched_at_s = values, time.monotonic()
+            cache.values, cache.fetched_at_s = values, monotonic()
     return values
 
 
