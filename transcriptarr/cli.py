@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from transcriptarr import __version__
 from transcriptarr.config import DATA_DIR_ENV, ServerConfig, default_data_dir
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOCAL_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "server":
         if args.workers < 1:
             raise SystemExit("--workers must be 1 or more")
+        if not args.ray_address:
+            # Read by Ray at import: a local head then advertises and binds
+            # loopback only, so none of its ports face the network.
+            os.environ.setdefault(LOCAL_ONLY_ENV, "0")
         from transcriptarr import server
 
         server.main(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -17,3 +18,11 @@ def configure(level: str = "INFO") -> None:
         handler._transcriptarr = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.propagate = False
+
+
+LEVEL_ENV = "TRANSCRIPTARR_LOG_LEVEL"
+
+
+def configure_from_env() -> None:
+    """Ray's worker set-up hook: actor processes log like the server."""
+    configure(os.environ.get(LEVEL_ENV, "INFO"))

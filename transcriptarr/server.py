@@ -141,7 +141,7 @@ async def _supervise(config: ServerConfig, stop: asyncio.Event) -> None:
 async def run_server(config: ServerConfig) -> None:
     """Start Ray and the actors, serve until SIGINT/SIGTERM, then stop cleanly."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    cluster.init_ray(config.ray_address)
+    cluster.init_ray(config.ray_address, token_path=config.data_dir / "ray_auth_token")
     handles = await cluster.create_actors(config.data_dir)
     stop = asyncio.Event()
     _stop_on_signals(stop)

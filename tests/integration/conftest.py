@@ -20,9 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[None]:
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A local Ray head on loopback with token auth, started once."""
-    cluster.init_ray(num_cpus=2)
+    token_path = tmp_path_factory.mktemp("ray") / "auth_token"
+    cluster.init_ray(num_cpus=2, token_path=token_path)
     yield
     ray.shutdown()
 

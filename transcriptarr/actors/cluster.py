@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from transcriptarr import logs
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard, QueuePolicy
 from transcriptarr.actors.settings import SettingsService
@@ -31,16 +33,54 @@ POOL_ACTOR = "transcriptarr-pool"
 _ACTOR_CONCURRENCY = 1000
 
 
-def init_ray(address: str | None = None, *, num_cpus: int | None = None) -> None:
-    """Join ``address``, or start a local head bound to loopback."""
+def ensure_auth_token(token_path: Path) -> None:
+    """Point Ray at a token file, generating it (mode 0600) the first time.
+
+    A token given by the environment (``RAY_AUTH_TOKEN`` or
+    ``RAY_AUTH_TOKEN_PATH``) wins, which is how a node joins a cluster.
+    """
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    if not token_path.exists():
+        token_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token_path)
+
+
+def init_ray(
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    token_path: Path | None = None,
+) -> None:
+    """Join ``address``, or start a local head bound to loopback.
+
+    Args:
+        address: A cluster to join; None starts a local head.
+        num_cpus: CPUs the local head offers (None: all of them).
+        token_path: Where the Ray auth token is kept when the environment
+            names none; child processes inherit the path.
+    """
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if token_path is not None:
+        ensure_auth_token(token_path)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     common: dict[str, Any] = {
         "namespace": NAMESPACE,
         "log_to_driver": True,
         "configure_logging": False,
+        "runtime_env": {
+            "worker_process_setup_hook": "transcriptarr.logs.configure_from_env",
+            "env_vars": {
+                logs.LEVEL_ENV: logging.getLevelName(
+                    logging.getLogger("transcriptarr").getEffectiveLevel()
+                )
+            },
+        },
     }
     if address:
         ray.init(address=address, **common)
