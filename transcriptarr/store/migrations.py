@@ -67,6 +67,49 @@ CREATE TABLE settings (
 
 MIGRATIONS: list[tuple[int, str]] = [(1, _JOBS)]
 
+# Library scanning: the rules, the index of every media file seen (so a rescan
+# of an unchanged library probes nothing), cached language detections, and the
+# scanner's own counters and scheduler configuration.
+_SCANNER = """
+CREATE TABLE scan_rules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    priority INTEGER NOT NULL DEFAULT 0,
+    conditions TEXT NOT NULL,
+    action TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+
+CREATE TABLE media_index (
+    path TEXT PRIMARY KEY,
+    size_bytes INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    probe TEXT,
+    probe_error TEXT,
+    submitted TEXT NOT NULL DEFAULT '',
+    indexed_at REAL NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE language_detections (
+    path TEXT NOT NULL,
+    track_index INTEGER NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    language TEXT,
+    probability REAL,
+    detected_at REAL NOT NULL,
+    PRIMARY KEY (path, track_index)
+) WITHOUT ROWID;
+
+CREATE TABLE scanner_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+MIGRATIONS.append((2, _SCANNER))
+
 
 async def migrate(conn: aiosqlite.Connection) -> None:
     """Bring the schema up to the newest version."""
