@@ -32,8 +32,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 async def actors(
     ray_cluster: None, tmp_path: Path
 ) -> AsyncIterator[cluster.ActorHandles]:
-    """Fresh queue and settings actors over a new SQLite file."""
-    handles = await cluster.create_actors(tmp_path, suffix=f"-{uuid.uuid4().hex[:8]}")
+    """Fresh queue and settings actors over a new SQLite file (no workers)."""
+    handles = await cluster.create_actors(
+        tmp_path, suffix=f"-{uuid.uuid4().hex[:8]}", with_pool=False
+    )
     yield handles
     await cluster.close_actors(handles, kill=True)
 

@@ -17,6 +17,7 @@ from typing import Any
 import ray
 
 from transcriptarr import logs
+from transcriptarr.actors.pool import WorkerPool
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard, QueuePolicy
 from transcriptarr.actors.settings import SettingsService
@@ -104,6 +105,7 @@ def gcs_address() -> str:
 class ActorHandles:
     queue: Any
     settings: Any
+    pool: Any = None
 
 
 def _named(cls: type, name: str, **options: Any) -> Any:
@@ -118,13 +120,17 @@ def _named(cls: type, name: str, **options: Any) -> Any:
     )
 
 
-async def create_actors(data_dir: Path, *, suffix: str = "") -> ActorHandles:
+async def create_actors(
+    data_dir: Path, *, suffix: str = "", with_pool: bool = True
+) -> ActorHandles:
     """Create (or find) the settings and queue actors, started and ready.
 
     Args:
         data_dir: Where the SQLite file lives.
         suffix: Appended to every actor name, so tests can run several sets
             side by side on one cluster.
+        with_pool: Also start the worker pool with the workers the settings
+            ask for (tests of other parts leave it out).
     """
     db_path = str(data_dir / "transcriptarr.db")
     settings = _named(SettingsService, SETTINGS_ACTOR + suffix, num_cpus=0).remote(
@@ -142,7 +148,22 @@ async def create_actors(data_dir: Path, *, suffix: str = "") -> ActorHandles:
         db_path, policy=policy
     )
     await queue.start.remote()
-    return ActorHandles(queue=queue, settings=settings)
+    handles = ActorHandles(queue=queue, settings=settings)
+    if with_pool:
+        handles.pool = await create_pool(data_dir / "models", suffix=suffix)
+    return handles
+
+
+async def create_pool(models_dir: Path, *, suffix: str = "") -> Any:
+    """Create (or find) the worker pool actor and start its workers.
+
+    The queue and settings actors of the same ``suffix`` must exist.
+    """
+    pool = _named(WorkerPool, POOL_ACTOR + suffix, num_cpus=0).remote(
+        QUEUE_ACTOR + suffix, SETTINGS_ACTOR + suffix, str(models_dir)
+    )
+    await pool.start.remote()
+    return pool
 
 
 def lookup(name: str) -> ActorProxy | None:
@@ -154,8 +175,9 @@ def lookup(name: str) -> ActorProxy | None:
 
 
 async def close_actors(handles: ActorHandles, *, kill: bool = False) -> None:
-    """Flush and close the actors' databases before Ray goes down."""
-    for handle in (handles.queue, handles.settings):
+    """Stop the workers, then flush and close the actors' databases."""
+    live = (handles.pool, handles.queue, handles.settings)
+    for handle in (handle for handle in live if handle is not None):
         try:
             await handle.close.remote()
         except ray.exceptions.RayError:

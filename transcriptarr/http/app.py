@@ -12,7 +12,7 @@ from transcriptarr.errors import TranscriptarrError
 from transcriptarr.http import openapi
 from transcriptarr.http.api import OPERATIONS_KEY, ApiRoutes, json_response
 from transcriptarr.http.context import SERVICES_KEY, Services
-from transcriptarr.http.routes import jobs, settings, system
+from transcriptarr.http.routes import jobs, settings, system, workers
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,13 @@ CLIENT_MAX_SIZE_BYTES = 1024 * 1024 * 1024
 
 def route_groups() -> list[ApiRoutes]:
     """Every API group, in routing order."""
-    return [system.routes, jobs.routes, settings.routes, *_optional_groups()]
+    return [
+        system.routes,
+        jobs.routes,
+        settings.routes,
+        workers.routes,
+        *_optional_groups(),
+    ]
 
 
 def _optional_groups() -> list[ApiRoutes]:
