@@ -20,6 +20,7 @@ from transcriptarr import logs
 from transcriptarr.actors.pool import WorkerPool
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard, QueuePolicy
+from transcriptarr.actors.scanner import ScannerService
 from transcriptarr.actors.settings import SettingsService
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class ActorHandles:
     queue: Any
     settings: Any
     pool: Any = None
+    scanner: Any = None
 
 
 def _named(cls: type, name: str, **options: Any) -> Any:
@@ -121,7 +123,11 @@ def _named(cls: type, name: str, **options: Any) -> Any:
 
 
 async def create_actors(
-    data_dir: Path, *, suffix: str = "", with_pool: bool = True
+    data_dir: Path,
+    *,
+    suffix: str = "",
+    with_pool: bool = True,
+    with_scanner: bool = True,
 ) -> ActorHandles:
     """Create (or find) the settings and queue actors, started and ready.
 
@@ -131,6 +137,8 @@ async def create_actors(
             side by side on one cluster.
         with_pool: Also start the worker pool with the workers the settings
             ask for (tests of other parts leave it out).
+        with_scanner: Also start the scanner actor (which resumes its
+            scheduler and watcher when the settings enable them).
     """
     db_path = str(data_dir / "transcriptarr.db")
     settings = _named(SettingsService, SETTINGS_ACTOR + suffix, num_cpus=0).remote(
@@ -149,6 +157,8 @@ async def create_actors(
     )
     await queue.start.remote()
     handles = ActorHandles(queue=queue, settings=settings)
+    if with_scanner:
+        handles.scanner = await create_scanner(data_dir, queue, settings, suffix=suffix)
     if with_pool:
         handles.pool = await create_pool(data_dir / "models", suffix=suffix)
     return handles
@@ -166,6 +176,20 @@ async def create_pool(models_dir: Path, *, suffix: str = "") -> Any:
     return pool
 
 
+async def create_scanner(
+    data_dir: Path, queue: Any, settings: Any, *, suffix: str = ""
+) -> Any:
+    """Create (or find) the scanner actor, started, over the same database."""
+    scanner = _named(ScannerService, SCANNER_ACTOR + suffix, num_cpus=0).remote(
+        str(data_dir / "transcriptarr.db"),
+        queue=queue,
+        settings=settings,
+        models_dir=str(data_dir / "models"),
+    )
+    await scanner.start.remote()
+    return scanner
+
+
 def lookup(name: str) -> ActorProxy | None:
     """A proxy of a named actor, or None when it does not exist."""
     try:
@@ -176,7 +200,7 @@ def lookup(name: str) -> ActorProxy | None:
 
 async def close_actors(handles: ActorHandles, *, kill: bool = False) -> None:
     """Stop the workers, then flush and close the actors' databases."""
-    live = (handles.pool, handles.queue, handles.settings)
+    live = (handles.pool, handles.scanner, handles.queue, handles.settings)
     for handle in (handle for handle in live if handle is not None):
         try:
             await handle.close.remote()
