@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import ctranslate2
 import jiwer
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from transcriptarr.media.audio import decode_audio
 from transcriptarr.models import TaskKind
 from transcriptarr.transcription.cues import format_srt, wrap_lines
 from transcriptarr.transcription.engine import (
+    DeviceFailure,
     ModelKey,
     TranscriptionResult,
     WhisperEngine,
@@ -268,3 +271,21 @@ def test_an_unknown_model_is_unavailable_without_any_download(
 
     with pytest.raises(ModelUnavailable, match="Unknown Whisper model"):
         engine.transcribe(english, choice=choice, target_lang="eng")
+
+
+@pytest.mark.skipif(
+    ctranslate2.get_cuda_device_count() > 0, reason="a working GPU is present"
+)
+def test_a_gpu_worker_without_a_working_gpu_fails_with_a_device_failure(
+    tmp_path: Path,
+) -> None:
+    whisper = WhisperEngine(device="cuda", models_dir=tmp_path)
+
+    with pytest.raises(DeviceFailure) as caught:
+        whisper.load(
+            replace(resolve_preset("fast", {}, device="cuda"), model_name="tiny.en")
+        )
+
+    assert "CUDA" in caught.value.detail
+    assert isinstance(pickle.loads(pickle.dumps(caught.value)), DeviceFailure)
+    assert whisper.loaded_models() == []

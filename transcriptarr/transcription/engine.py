@@ -102,10 +102,10 @@ class TranscriptionEngine(Protocol):
         audio: Audio,
         *,
         choice: ModelChoice,
-        source_lang: str | None,
+        source_lang: str | None = None,
         target_lang: str,
-        on_progress: ProgressCallback,
-        should_stop: StopCheck,
+        on_progress: ProgressCallback = ...,
+        should_stop: StopCheck = ...,
     ) -> TranscriptionResult:
         """Turn 16 kHz mono audio into cues in ``target_lang``."""
 
@@ -145,7 +145,7 @@ def _never() -> bool:
     return False
 
 
-class WhisperEngine:
+class WhisperEngine(TranscriptionEngine):
     """faster-whisper behind :class:`TranscriptionEngine`.
 
     Args:
