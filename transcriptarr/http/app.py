@@ -12,7 +12,14 @@ from transcriptarr.errors import TranscriptarrError
 from transcriptarr.http import openapi
 from transcriptarr.http.api import OPERATIONS_KEY, ApiRoutes, json_response
 from transcriptarr.http.context import SERVICES_KEY, Services
-from transcriptarr.http.routes import jobs, settings, system, workers
+from transcriptarr.http.routes import (
+    jobs,
+    scan_rules,
+    scanner,
+    settings,
+    system,
+    workers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +37,8 @@ def route_groups() -> list[ApiRoutes]:
         jobs.routes,
         settings.routes,
         workers.routes,
+        scan_rules.routes,
+        scanner.routes,
         *_optional_groups(),
     ]
 
