@@ -213,6 +213,21 @@ def test_silence_gives_no_cues_and_no_error(engine: WhisperEngine) -> None:
     assert result.detected_language is None
 
 
+def test_with_vad_off_speech_longer_than_one_window_is_transcribed_in_batches(
+    engine: WhisperEngine, english: np.ndarray
+) -> None:
+    twice = np.concatenate([english, english])
+    choice = replace(FAST, vad_filter=False)
+
+    result = engine.transcribe(
+        twice, choice=choice, source_lang="eng", target_lang="eng"
+    )
+
+    spoken = spoken_text("english.mkv")
+    assert word_error_rate(f"{spoken} {spoken}", result) < 0.15
+    assert result.cues[-1].end_s > 40
+
+
 def test_a_job_cancelled_before_it_starts_raises_job_cancelled(
     engine: WhisperEngine, english: np.ndarray
 ) -> None:

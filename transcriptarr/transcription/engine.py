@@ -407,6 +407,9 @@ class _Job:
                 if self.loaded.batched is None:
                     self.loaded.batched = BatchedInferencePipeline(self.model)
                 options["batch_size"] = self.choice.batch_size
+                if not self.choice.vad_filter:
+                    # Without VAD the batched pipeline needs the windows named.
+                    options["clip_timestamps"] = _windows(self.duration_s)
                 segments, _ = self.loaded.batched.transcribe(self.samples, **options)
             else:
                 segments, _ = self.model.transcribe(self.samples, **options)
@@ -505,14 +508,35 @@ def _language_sample(
     """The stretch of speech language detection listens to.
 
     It starts ``language_sample_offset_s`` into the speech, past an intro,
-    or as late as the speech allows when it is shorter.
+    or as late as the speech allows when it is shorter. Only the sample is
+    copied, never the whole speech of a film.
     """
-    if speech:
-        samples = np.concatenate([samples[c["start"] : c["end"]] for c in speech])
-    length = int(choice.language_sample_length_s * SAMPLE_RATE)
+    chunks = speech or [{"start": 0, "end": len(samples)}]
+    speech_samples = sum(chunk["end"] - chunk["start"] for chunk in chunks)
+    wanted = int(choice.language_sample_length_s * SAMPLE_RATE)
     offset = int(choice.language_sample_offset_s * SAMPLE_RATE)
-    start = min(offset, max(len(samples) - length, 0))
-    return samples[start : start + length]
+    skip = min(offset, max(speech_samples - wanted, 0))
+
+    pieces: list[Audio] = []
+    for chunk in chunks:
+        start, end = chunk["start"] + skip, chunk["end"]
+        skip = max(start - end, 0)
+        if start >= end:
+            continue
+        pieces.append(samples[start : min(end, start + wanted)])
+        wanted -= len(pieces[-1])
+        if wanted <= 0:
+            break
+    return np.concatenate(pieces) if pieces else samples[:0]
+
+
+def _windows(duration_s: float) -> list[dict[str, float]]:
+    """Back-to-back 30 s windows covering the audio, in seconds."""
+    starts_s = np.arange(0.0, max(duration_s, 0.0), _WINDOW_S)
+    return [
+        {"start": float(start_s), "end": float(min(start_s + _WINDOW_S, duration_s))}
+        for start_s in starts_s
+    ]
 
 
 def _as_samples(audio: Audio) -> Audio:
