@@ -236,3 +236,9 @@ def test_long_lines_wrap_at_a_word_boundary_into_two_balanced_lines() -> None:
     assert " ".join(lines) == text
     assert abs(len(lines[0]) - len(lines[1])) < 12
     assert wrap_lines("Short line.") == ["Short line."]
+
+
+def test_a_line_break_after_a_comma_wins_over_a_slightly_better_balance() -> None:
+    lines = wrap_lines("I went home early, and then my sister called me")
+
+    assert lines == ["I went home early,", "and then my sister called me"]

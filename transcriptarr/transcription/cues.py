@@ -250,18 +250,17 @@ def _settle(cues: list[Cue]) -> list[Cue]:
     return settled
 
 
-def _wrap_cost(pair: tuple[str, str], max_line_chars: int) -> tuple[int, int]:
+def _wrap_cost(pair: tuple[str, str], max_line_chars: int) -> tuple[int, int, bool]:
+    """Lower is better: lines within the limit, then the shorter longest line
+    (a break after punctuation counts as a few characters shorter), then a
+    top line no longer than the bottom one."""
     top, bottom = pair
-    overflow = max(len(top), len(bottom)) - max_line_chars
-    if overflow > 0:
-        return (1, overflow)
-    bonus = (
-        _PUNCTUATION_BONUS_CHARS
-        if _last_mark(top) in _SENTENCE_END + _CLAUSE_END
-        else 0
-    )
-    # Balanced lines read best; a slightly longer bottom line wins a tie.
-    return (0, 2 * max(len(top), len(bottom)) - bonus * 2 + (len(top) > len(bottom)))
+    longest = max(len(top), len(bottom))
+    if longest > max_line_chars:
+        return (1, longest, False)
+    if _last_mark(top) in _SENTENCE_END + _CLAUSE_END:
+        longest -= _PUNCTUATION_BONUS_CHARS
+    return (0, longest, len(top) > len(bottom))
 
 
 def _printable(cues: Sequence[Cue]) -> Iterator[Cue]:
