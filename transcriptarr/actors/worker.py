@@ -350,7 +350,8 @@ class Worker:
             claimed = await self._claim()
             if claimed is not None:
                 await self._process(claimed)
-        self._state = WorkerState.STOPPED
+        if self._state is not WorkerState.ERROR:
+            self._state = WorkerState.STOPPED
 
     async def _claim(self) -> ClaimedJob | None:
         self._state = WorkerState.IDLE
@@ -425,9 +426,11 @@ class Worker:
         try:
             return await asyncio.wait_for(asyncio.shield(work), self._cancel_grace_s)
         except TimeoutError:
+            # Nobody awaits the thread any more; keep its end out of the logs.
+            work.add_done_callback(_ignore_outcome)
             self._exit(
                 f"job {running.job_id} did not stop within "
-                f"{self._cancel_grace_s:.0f} s of its cancel"
+                f"{self._cancel_grace_s:g} s of its cancel"
             )
             raise JobCancelled(f"Job {running.job_id} was cancelled") from None
 
@@ -587,6 +590,11 @@ class Worker:
 
     def _extra(self, running: _Running) -> dict[str, str]:
         return {"worker_id": self.worker_id, "job_id": running.job_id}
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _proxy(target: Any) -> ActorProxy:
