@@ -29,6 +29,7 @@ Sleep = Callable[[float], Awaitable[None]]
 # The loop wakes at least this often to read the clock again, so a clock that
 # jumps (suspend, NTP) delays a scan by a minute at most.
 MAX_SLEEP_S = 60.0
+MIN_INTERVAL_MINUTES = 0.05
 MAX_INTERVAL_MINUTES = 60 * 24 * 366
 
 
@@ -46,7 +47,7 @@ class Schedule(Protocol):
 class IntervalSchedule:
     """Every ``interval_minutes``, counted from ``anchor_s``."""
 
-    interval_minutes: int
+    interval_minutes: float
     anchor_s: float
 
     def next_after(self, moment_s: float) -> float:
@@ -55,7 +56,7 @@ class IntervalSchedule:
         return self.anchor_s + max(periods, 1) * period_s
 
     def describe(self) -> str:
-        return f"every {self.interval_minutes} minutes"
+        return f"every {self.interval_minutes:g} minutes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ def _local_zone() -> tzinfo:
 
 def make_schedule(
     cron_expression: str | None,
-    interval_minutes: int | None,
+    interval_minutes: float | None,
     *,
     anchor_s: float,
     tz: tzinfo | None = None,
@@ -90,7 +91,7 @@ def make_schedule(
 
     Raises:
         InvalidInput: The expression is not valid cron, or the interval is not
-            between 1 minute and a year.
+            between 3 seconds and a year.
     """
     expression = (cron_expression or "").strip()
     if expression:
@@ -101,10 +102,13 @@ def make_schedule(
                 field="cron_expression",
             )
         return CronSchedule(expression, tz)
-    if interval_minutes is None or not 1 <= interval_minutes <= MAX_INTERVAL_MINUTES:
+    if (
+        interval_minutes is None
+        or not MIN_INTERVAL_MINUTES <= interval_minutes <= MAX_INTERVAL_MINUTES
+    ):
         raise InvalidInput(
-            f"interval_minutes: {interval_minutes!r} is not between 1 and "
-            f"{MAX_INTERVAL_MINUTES}",
+            f"interval_minutes: {interval_minutes!r} is not between "
+            f"{MIN_INTERVAL_MINUTES} and {MAX_INTERVAL_MINUTES}",
             field="interval_minutes",
         )
     return IntervalSchedule(interval_minutes, anchor_s)

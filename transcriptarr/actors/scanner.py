@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +38,8 @@ from transcriptarr.models import StrictBody, iso_utc
 from transcriptarr.rules import ScanRule, ScanRuleCreate, ScanRuleUpdate
 from transcriptarr.scanning import candidate_for, normalise_extensions
 from transcriptarr.scheduling import (
+    MAX_INTERVAL_MINUTES,
+    MIN_INTERVAL_MINUTES,
     Clock,
     IntervalSchedule,
     Schedule,
@@ -67,7 +69,12 @@ class SchedulerStart(StrictBody):
 
     enabled: bool = True
     cron_expression: str | None = None
-    interval_minutes: int | None = Field(default=None, ge=1)
+    interval_minutes: float | None = Field(
+        default=None,
+        ge=MIN_INTERVAL_MINUTES,
+        le=MAX_INTERVAL_MINUTES,
+        description="Minutes between scans when no cron expression is given",
+    )
     paths: list[str] | None = Field(default=None, max_length=1000)
     recursive: bool | None = None
 
@@ -138,6 +145,7 @@ class ScannerService:
         sleep: How the scheduler waits.
         probe_threads: Threads that probe files in parallel.
         watcher_factory: Makes the file watcher (tests pass a fake inotify).
+        tz: Time zone of cron expressions (default: the server's).
     """
 
     def __init__(
@@ -152,6 +160,7 @@ class ScannerService:
         sleep: Sleep = asyncio.sleep,
         probe_threads: int | None = None,
         watcher_factory: WatcherFactory = LibraryWatcher,
+        tz: tzinfo | None = None,
     ) -> None:
         self._db_path = Path(db_path)
         self._queue = _proxy(queue)
@@ -161,6 +170,7 @@ class ScannerService:
         self._clock = clock
         self._probe_threads = probe_threads or min(4, os.cpu_count() or 1)
         self._watcher_factory = watcher_factory
+        self._tz = tz
         self._scheduler = Scheduler(
             self._scheduled_scan, clock=clock, sleep=sleep, name="scheduled scans"
         )
@@ -171,7 +181,7 @@ class ScannerService:
         self._scheduler_enabled = False
         self._watcher: LibraryWatcher | None = None
         self._watcher_enabled = False
-        self._fallback_minutes = 360
+        self._fallback_minutes = 360.0
         self._total_scans = 0
         self._last_scan_s: float | None = None
         self._scan_lock = asyncio.Lock()
@@ -421,8 +431,8 @@ class ScannerService:
         interval = config.interval_minutes
         if cron is None and interval is None:
             cron = values.get("scanner_cron_expression") or None
-            interval = int(values.get("scanner_interval_minutes") or 0)
-        schedule = make_schedule(cron, interval, anchor_s=self._clock())
+            interval = float(values.get("scanner_interval_minutes") or 0)
+        schedule = make_schedule(cron, interval, anchor_s=self._clock(), tz=self._tz)
         self._scheduler.start(schedule)
         self._scheduler_config = config
         self._scheduler_enabled = True
@@ -491,7 +501,7 @@ class ScannerService:
             on_overflow=on_overflow,
             recursive=recursive,
         )
-        self._fallback_minutes = int(values.get("scanner_interval_minutes") or 360)
+        self._fallback_minutes = float(values.get("scanner_interval_minutes") or 360)
         await asyncio.to_thread(watcher.start)
         self._watcher = watcher
         self._watcher_enabled = True
