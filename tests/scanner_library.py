@@ -249,7 +249,8 @@ class ManualTime:
             wake_s, future = min(due, key=lambda s: s[0])
             self._sleepers.remove((wake_s, future))
             self.clock.now_s = max(self.clock.now_s, wake_s)
-            future.set_result(None)
+            if not future.done():
+                future.set_result(None)
         self.clock.now_s = target_s
         await settle()
 

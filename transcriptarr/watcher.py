@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from inotify_simple import INotify
 from inotify_simple import flags as inotify_flags
@@ -155,6 +155,11 @@ class LibraryWatcher:
     @property
     def watch_count(self) -> int:
         return len(self._folders)
+
+    @property
+    def pending(self) -> dict[str, int]:
+        """Files waiting to be stable, with the size last seen (-1: not yet)."""
+        return {str(path): p.size_bytes for path, p in list(self._pending.items())}
 
     @property
     def watch_limit(self) -> WatchLimit | None:
@@ -309,16 +314,3 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
         return entry.is_dir()
     except OSError:
         return False
-
-
-def describe(watcher: LibraryWatcher | None) -> dict[str, Any]:
-    """What the scanner status says about a watcher."""
-    if watcher is None:
-        return {"running": False, "paths": [], "warning": None}
-    limit = watcher.watch_limit
-    warning = limit.message() if limit is not None else watcher.error
-    return {
-        "running": watcher.running,
-        "paths": watcher.watched_paths,
-        "warning": warning,
-    }

@@ -502,8 +502,10 @@ class ScannerService:
             recursive=recursive,
         )
         self._fallback_minutes = float(values.get("scanner_interval_minutes") or 360)
-        await asyncio.to_thread(watcher.start)
+        # Set before the thread starts: its first events may reach this loop
+        # before the start returns.
         self._watcher = watcher
+        await asyncio.to_thread(watcher.start)
         self._watcher_enabled = True
         self._ensure_fallback()
 
@@ -570,7 +572,9 @@ class ScannerService:
         return ScannerStatus(
             scheduler_enabled=self._scheduler_enabled,
             scheduler_running=self._scheduler.running,
-            next_scan_time=_iso(self._scheduler.next_run_s),
+            next_scan_time=_iso(
+                self._scheduler.next_run_s or self._fallback.next_run_s
+            ),
             watcher_enabled=self._watcher_enabled,
             watcher_running=watcher is not None and watcher.running,
             watched_paths=watcher.watched_paths if watcher is not None else [],
