@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.fixtures.make_fixtures import (
     write_container,
 )
 from tests.unit.conftest import FakeClock
+from transcriptarr.models import Job
 from transcriptarr.store.scanner import Detection
 
 FIXTURES = Path(__file__).parent / "fixtures" / "media"
@@ -52,7 +54,7 @@ def media(
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     audio = [AudioSpec(_TONE, tag, index == 0) for index, tag in enumerate(languages)]
-    texts = ()
+    texts: tuple[TextSubtitleSpec, ...] = ()
     if text_subtitle is not None:
         language, forced = text_subtitle
         texts = (TextSubtitleSpec("subrip", language, SPANISH_CUES, forced=forced),)
@@ -202,11 +204,11 @@ class FakeDetector:
         self.releases += 1
 
 
-def job_rows(jobs: list[object], root: Path) -> set[tuple[object, ...]]:
+def job_rows(jobs: Sequence[Job], root: Path) -> set[tuple[object, ...]]:
     """Jobs as EXPECTED_JOBS rows, paths relative to ``root``."""
-    rows = set()
+    rows: set[tuple[object, ...]] = set()
     for job in jobs:
-        data = job.model_dump(mode="json")  # type: ignore[attr-defined]
+        data = job.model_dump(mode="json")
         rows.add(
             (
                 str(Path(data["file_path"]).relative_to(root)),

@@ -46,10 +46,14 @@ _FOLDER_ARRIVED = inotify_flags.CREATE | inotify_flags.MOVED_TO
 
 
 class InotifyEvent(Protocol):
-    wd: int
-    mask: int
-    cookie: int
-    name: str
+    @property
+    def wd(self) -> int: ...
+
+    @property
+    def mask(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 class Inotify(Protocol):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.scanner_library import FakeDetector
@@ -17,7 +18,7 @@ from transcriptarr.actors.settings import SettingsService
 from transcriptarr.http.app import create_app
 from transcriptarr.http.context import Services
 
-Client = TestClient[object, object]
+Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
@@ -147,7 +148,9 @@ async def test_duplicate_name_is_a_conflict(client: Client) -> None:
 async def test_invalid_language_preset_or_action_type_is_a_400_naming_the_field(
     client: Client, part: str, value: dict[str, Any], field: str
 ) -> None:
-    response = await client.post("/api/scan-rules", json=rule_body(**{part: value}))
+    body = rule_body()
+    body[part] = value
+    response = await client.post("/api/scan-rules", json=body)
     assert response.status == 400
     body = await response.json()
     assert body["field"] == field

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.scanner_library import (
@@ -25,7 +26,7 @@ from transcriptarr.actors.settings import SettingsService
 from transcriptarr.http.app import create_app
 from transcriptarr.http.context import Services
 
-Client = TestClient[object, object]
+Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
@@ -95,7 +96,8 @@ async def test_status_has_every_spec_field(client: Client) -> None:
 
 
 async def test_scan_without_paths_or_library_paths_is_a_400(client: Client) -> None:
-    for body in (None, {}):
+    bodies: list[dict[str, Any] | None] = [None, {}]
+    for body in bodies:
         found = await error(await client.post("/api/scanner/scan", json=body), 400)
         assert found["detail"] == "No library paths configured"
 
@@ -103,8 +105,8 @@ async def test_scan_without_paths_or_library_paths_is_a_400(client: Client) -> N
 async def test_scan_of_the_given_paths_answers_the_spec_counts(
     client: Client, library_root: Path
 ) -> None:
-    for body in RULES:
-        await ok(await client.post("/api/scan-rules", json=body), 201)
+    for rule in RULES:
+        await ok(await client.post("/api/scan-rules", json=rule), 201)
     body = {"paths": [str(library_root)], "recursive": True}
     result = await ok(await client.post("/api/scanner/scan", json=body))
     assert result == {

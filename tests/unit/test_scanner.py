@@ -27,7 +27,7 @@ from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.scanner import ScannerService
 from transcriptarr.actors.settings import SettingsService
 from transcriptarr.errors import InvalidInput, MediaError, NotFound
-from transcriptarr.media.probe import MediaInfo
+from transcriptarr.media.probe import MediaInfo, probe
 from transcriptarr.models import Job, JobCreate
 
 ScannerFactory = Callable[..., ScannerService]
@@ -82,11 +82,10 @@ def library_root(tmp_path: Path) -> Path:
 def probes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Every probe the scanner makes: (file name, thread name)."""
     made: list[tuple[str, str]] = []
-    real_probe = scanning.probe
 
     def counting_probe(path: str | Path) -> MediaInfo:
         made.append((Path(path).name, threading.current_thread().name))
-        return real_probe(path)
+        return probe(path)
 
     monkeypatch.setattr(scanning, "probe", counting_probe)
     return made

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ from transcriptarr.errors import InvalidInput, NotFound
 from transcriptarr.watcher import LibraryWatcher
 
 WAIT_S = 20.0
-ScannerFactory = Callable[..., ScannerService]
+ScannerFactory = Callable[..., Awaitable[ScannerService]]
 
 
 @pytest.fixture
