@@ -18,6 +18,9 @@ def configure(level: str = "INFO") -> None:
         handler._transcriptarr = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.propagate = False
+    # aiosqlite logs every statement's parameters at DEBUG, the API key among
+    # them when it is saved: keep it above DEBUG whatever our level is.
+    logging.getLogger("aiosqlite").setLevel(max(root.level, logging.INFO))
 
 
 LEVEL_ENV = "TRANSCRIPTARR_LOG_LEVEL"

@@ -160,9 +160,17 @@ def _query_data(request: web.Request) -> dict[str, str]:
     return {key: request.query.getone(key) for key in request.query}
 
 
+class JsonBytes(bytes):
+    """A body already serialised to JSON (by an actor), sent as it is."""
+
+
 def _serialise(op: Operation, result: Any) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
+    if isinstance(result, JsonBytes):
+        return web.Response(
+            body=bytes(result), status=op.status, content_type="application/json"
+        )
     if op.raw_response:
         return json_response(result, status=op.status)
     if isinstance(result, BaseModel):

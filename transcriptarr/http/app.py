@@ -11,7 +11,8 @@ from ray.exceptions import RayActorError, RayTaskError
 from transcriptarr.errors import TranscriptarrError
 from transcriptarr.http import openapi
 from transcriptarr.http.api import OPERATIONS_KEY, ApiRoutes, json_response
-from transcriptarr.http.context import SERVICES_KEY, Services
+from transcriptarr.http.batching import SubmitBatcher
+from transcriptarr.http.context import SERVICES_KEY, SUBMITTER_KEY, Services
 from transcriptarr.http.routes import (
     jobs,
     scan_rules,
@@ -91,6 +92,7 @@ def create_app(services: Services) -> web.Application:
         client_max_size=CLIENT_MAX_SIZE_BYTES,
     )
     app[SERVICES_KEY] = services
+    app[SUBMITTER_KEY] = SubmitBatcher(services.queue)
     app[OPERATIONS_KEY] = []
     for group in route_groups():
         group.install(app)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from transcriptarr.actors.proxy import ActorProxy
+from transcriptarr.http.batching import SubmitBatcher
 
 
 @dataclass
@@ -28,7 +29,12 @@ class Services:
 
 
 SERVICES_KEY: web.AppKey[Services] = web.AppKey("services", Services)
+SUBMITTER_KEY: web.AppKey[SubmitBatcher] = web.AppKey("submitter", SubmitBatcher)
 
 
 def services(request: web.Request) -> Services:
     return request.app[SERVICES_KEY]
+
+
+def submitter(request: web.Request) -> SubmitBatcher:
+    return request.app[SUBMITTER_KEY]

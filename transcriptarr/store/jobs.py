@@ -42,8 +42,9 @@ _CLAIM = (
     "UPDATE jobs SET status = 'processing', worker_id = ?, lease_id = ?,"
     " lease_expires_at = ?, started_at = ?, progress = 0, current_stage = NULL,"
     " eta_seconds = NULL, error = NULL"
-    " WHERE id = (SELECT id FROM jobs WHERE status = 'queued'"
-    " AND available_at <= ? ORDER BY priority DESC, rowid LIMIT 1)"
+    " WHERE id = (SELECT id FROM jobs INDEXED BY jobs_claim_order"
+    " WHERE status = 'queued'"
+    " AND available_at <= ? ORDER BY priority DESC, seq LIMIT 1)"
     " AND status = 'queued'" + _RETURNING + ", is_manual_request"
 )
 
@@ -294,11 +295,26 @@ class JobStore:
         self, status: JobStatus | None, *, limit: int, offset: int
     ) -> list[Job]:
         """Newest first, optionally of one status."""
+        return [row_to_job(row) for row in await self._page_rows(status, limit, offset)]
+
+    async def page_dicts(
+        self, status: JobStatus | None, *, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """Like :meth:`page`, as JSON-ready dicts (the columns hold JSON types).
+
+        The list route's hot path: it skips building models that would only
+        be dumped again.
+        """
+        rows = await self._page_rows(status, limit, offset)
+        return [dict(zip(_JOB_FIELDS, row, strict=True)) for row in rows]
+
+    async def _page_rows(
+        self, status: JobStatus | None, limit: int, offset: int
+    ) -> list[Any]:
         where = "" if status is None else " WHERE status = ?"
         params: tuple[Any, ...] = () if status is None else (status.value,)
-        sql = _SELECT + where + " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?"
-        rows = await self._read(sql, (*params, limit, offset))
-        return [row_to_job(row) for row in rows]
+        sql = _SELECT + where + " ORDER BY seq DESC LIMIT ? OFFSET ?"
+        return await self._read(sql, (*params, limit, offset))
 
     async def find_active(self, file_path: str, target_lang: str) -> Job | None:
         rows = await self._read(

@@ -15,7 +15,8 @@ logger = logging.getLogger(__name__)
 
 _JOBS = """
 CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
     file_path TEXT NOT NULL,
     file_name TEXT NOT NULL,
     job_type TEXT NOT NULL DEFAULT 'transcription',
@@ -49,9 +50,8 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_one_active_per_file
     ON jobs (file_path, target_lang) WHERE status IN ('queued', 'processing');
 CREATE INDEX jobs_claim_order
-    ON jobs (priority DESC, created_at, id) WHERE status = 'queued';
-CREATE INDEX jobs_by_created ON jobs (created_at DESC, id DESC);
-CREATE INDEX jobs_by_status_created ON jobs (status, created_at DESC, id DESC);
+    ON jobs (priority DESC, seq) WHERE status = 'queued';
+CREATE INDEX jobs_by_status ON jobs (status, seq DESC);
 
 CREATE TABLE settings (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

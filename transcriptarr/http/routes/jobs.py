@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from transcriptarr.http.api import ApiRoutes
-from transcriptarr.http.context import services
+from transcriptarr.http.api import ApiRoutes, JsonBytes
+from transcriptarr.http.context import services, submitter
 from transcriptarr.models import (
     Job,
     JobCreate,
@@ -32,11 +32,11 @@ class JobPath(BaseModel):
 
 
 @routes.get("/api/jobs", summary="List jobs", query=JobListQuery, response=JobPage)
-async def list_jobs(request: web.Request, *, query: JobListQuery) -> JobPage:
-    page: JobPage = await services(request).queue.list_jobs(
+async def list_jobs(request: web.Request, *, query: JobListQuery) -> JsonBytes:
+    body = await services(request).queue.list_jobs_json(
         query.status_filter, query.page, query.page_size
     )
-    return page
+    return JsonBytes(body)
 
 
 @routes.get("/api/jobs/stats", summary="Queue statistics", response=QueueStats)
@@ -72,8 +72,7 @@ async def get_job(request: web.Request, *, path: JobPath) -> Job:
     errors={400: "Invalid quality preset or body", 409: "Job already exists"},
 )
 async def create_job(request: web.Request, *, body: JobCreate) -> Job:
-    job: Job = await services(request).queue.submit(body)
-    return job
+    return await submitter(request).submit(body)
 
 
 @routes.post(
