@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Any, Protocol
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 from pydantic import BaseModel
 
 from transcriptarr.errors import NotFound

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -79,10 +79,8 @@ class ServerProcess:
         parent = psutil.Process(self.process.pid)
         family = [parent, *parent.children(recursive=True)]
         for proc in family:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(family, timeout=30)
         self.log.close()
 
@@ -94,7 +92,7 @@ class ServerProcess:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
+def data_dir(tmp_path: Path) -> Path:
     """A data directory whose settings start no workers (jobs stay put)."""
 
     async def prepare() -> None:
@@ -104,7 +102,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         await service.close()
 
     asyncio.run(prepare())
-    yield tmp_path
+    return tmp_path
 
 
 async def claim_directly(db_path: Path, count: int) -> list[str]:
@@ -179,5 +177,5 @@ async def test_sigterm_stops_cleanly_with_no_ray_process_left(data_dir: Path) ->
     family = parent.children(recursive=True)
     assert family, "the server started no Ray processes"
     assert server.stop() == 0
-    gone, alive = psutil.wait_procs(family, timeout=30)
+    _, alive = psutil.wait_procs(family, timeout=30)
     assert not alive, [p.name() for p in alive]

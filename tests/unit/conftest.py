@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +17,13 @@ from transcriptarr.http.context import Services
 
 
 @pytest.fixture(autouse=True)
-def _forbid_ray(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _forbid_ray(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unit tests never start Ray; integration tests share one cluster."""
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("unit tests must not start Ray")
 
     monkeypatch.setattr(ray, "init", refuse)
-    yield
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ JOBS = 120
 
 
 def _claim_all_in_another_process(
-    db_path: str, results: "multiprocessing.Queue[list[str]]"
+    db_path: str, results: multiprocessing.Queue[list[str]]
 ) -> None:
     async def run() -> list[str]:
         writer = await db.connect(Path(db_path))

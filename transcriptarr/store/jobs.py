@@ -333,9 +333,11 @@ class JobStore:
 
     async def _write_one(self, sql: str, params: Sequence[Any]) -> Any:
         try:
-            async with write_transaction(self._writer):
-                async with self._writer.execute(sql, params) as cur:
-                    return await cur.fetchone()
+            async with (
+                write_transaction(self._writer),
+                self._writer.execute(sql, params) as cur,
+            ):
+                return await cur.fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"Database write failed: {exc}") from exc
 
