@@ -45,9 +45,9 @@ def route_groups() -> list[ApiRoutes]:
 
 
 def _optional_groups() -> list[ApiRoutes]:
-    from transcriptarr.http.routes import filesystem, system_resources
+    from transcriptarr.http.routes import filesystem, setup, system_resources
 
-    return [system_resources.routes, filesystem.routes]
+    return [system_resources.routes, filesystem.routes, setup.routes]
 
 
 def _unwrap(exc: BaseException) -> BaseException:
