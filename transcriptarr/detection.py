@@ -15,6 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+from faster_whisper.vad import VadOptions, get_speech_timestamps
+
 from transcriptarr.errors import ModelUnavailable, TranscriptionError
 from transcriptarr.media import languages
 from transcriptarr.media.audio import decode_audio
@@ -84,7 +86,9 @@ class WhisperLanguageDetector:
     ) -> Detection:
         start_s = sample_start_s(duration_s, offset_s, length_s)
         samples = decode_audio(path, track_index, start_s=start_s, duration_s=length_s)
-        if samples.size == 0:
+        if samples.size == 0 or not get_speech_timestamps(samples, VadOptions()):
+            # No speech: Whisper would still name a language, with nothing to
+            # base it on.
             return Detection(track_index, None, None)
         windows = max(1, math.ceil(length_s / WHISPER_WINDOW_S))
         with self._lock:
