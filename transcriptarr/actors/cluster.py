@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from transcriptarr import logs
 from transcriptarr.actors.pool import WorkerPool
@@ -111,13 +112,23 @@ class ActorHandles:
 
 
 def _named(cls: type, name: str, **options: Any) -> Any:
+    """``cls`` as a named async actor pinned to this process's node.
+
+    The SQLite file and the models folder live in the data directory of the
+    node that runs the server, so the actors that use them must run there too,
+    even when other nodes of a cluster have room.
+    """
     remote_cls: Any = ray.remote(cls)
+    here = NodeAffinitySchedulingStrategy(
+        node_id=ray.get_runtime_context().get_node_id(), soft=False
+    )
     return remote_cls.options(
         name=name,
         namespace=NAMESPACE,
         get_if_exists=True,
         max_concurrency=_ACTOR_CONCURRENCY,
         max_restarts=-1,
+        scheduling_strategy=here,
         **options,
     )
 
