@@ -54,11 +54,14 @@ _ACTION_FIELDS = frozenset({"action_type", "target_language", "quality_preset"})
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # Paths are taken as given: a folder name may end in a space.
+    model_config = ConfigDict(extra="forbid")
 
 
 class WizardScanRule(_Body):
     """One rule of the wizard, flat: its conditions and action side by side."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: RuleName
     audio_language_is: str | None = None
