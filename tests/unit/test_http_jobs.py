@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -155,3 +156,32 @@ async def test_unknown_route_and_method_answer_json(api: Client) -> None:
     assert "detail" in await missing.json()
     wrong = await api.put("/api/jobs/stats")
     assert wrong.status == 405
+
+
+async def test_file_path_is_resolved_and_confined_to_the_allowed_roots(
+    api: Client, tmp_path: Path
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (media / "link.mkv").symlink_to(tmp_path / "elsewhere" / "x.mkv")
+    update = await api.put("/api/settings/filesystem_roots", json={"value": str(media)})
+    assert update.status == 200
+    inside = await api.post(
+        "/api/jobs",
+        json=job_body(file_path=f"{media}/show/../ep1.mkv", file_name="ep1.mkv"),
+    )
+    assert inside.status == 201
+    assert (await inside.json())["file_path"] == f"{media}/ep1.mkv"
+    for escape in (
+        f"{media}/../elsewhere/x.mkv",
+        f"{media}/link.mkv",
+        f"{media}-evil/x.mkv",
+        "relative/x.mkv",
+    ):
+        response = await api.post(
+            "/api/jobs", json=job_body(file_path=escape, file_name="x.mkv")
+        )
+        assert response.status == 403, escape
+    stats = await (await api.get("/api/jobs/stats")).json()
+    assert stats["total_jobs"] == 1

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from transcriptarr.http.api import ApiRoutes, JsonBytes
 from transcriptarr.http.context import services, submitter
+from transcriptarr.http.security import cached_settings_values
 from transcriptarr.models import (
     Job,
     JobCreate,
@@ -15,6 +16,7 @@ from transcriptarr.models import (
     Message,
     QueueStats,
 )
+from transcriptarr.paths import AllowedRoots, resolve_confined
 
 routes = ApiRoutes(tag="Jobs")
 
@@ -69,10 +71,18 @@ async def get_job(request: web.Request, *, path: JobPath) -> Job:
     body=JobCreate,
     response=Job,
     status=201,
-    errors={400: "Invalid quality preset or body", 409: "Job already exists"},
+    errors={
+        400: "Invalid quality preset or body",
+        403: "file_path is outside the allowed folders (filesystem_roots)",
+        409: "Job already exists",
+    },
 )
 async def create_job(request: web.Request, *, body: JobCreate) -> Job:
-    return await submitter(request).submit(body)
+    values = await cached_settings_values(request)
+    roots = AllowedRoots.from_setting(values["filesystem_roots"])
+    resolved = resolve_confined(body.file_path, roots)
+    confined = body.model_copy(update={"file_path": str(resolved)})
+    return await submitter(request).submit(confined)
 
 
 @routes.post(
