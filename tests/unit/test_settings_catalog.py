@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from transcriptarr.catalog import DEFAULTS, normalise_value, parse_value
+from transcriptarr.catalog import DEFAULTS, SettingDefault, normalise_value, parse_value
 from transcriptarr.errors import InvalidInput
 from transcriptarr.models import SettingValueType as T
 
 
 @pytest.mark.parametrize("entry", DEFAULTS, ids=lambda entry: entry.key)
-def test_every_default_parses_as_its_own_type(entry: object) -> None:
-    parse_value(entry.value, entry.value_type, key=entry.key)  # type: ignore[attr-defined]
+def test_every_default_parses_as_its_own_type(entry: SettingDefault) -> None:
+    parse_value(entry.value, entry.value_type, key=entry.key)
 
 
 def test_catalog_covers_every_part_the_issue_names() -> None:
