@@ -19,9 +19,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.scanner_library import FakeDetector, ManualTime, media
-from tests.unit.test_worker_pool import FakeLauncher
+from tests.unit.test_worker_pool import NO_GPU, FakeLauncher
 from transcriptarr.actors import pool as pool_module
-from transcriptarr.actors.pool import ClusterResources, WorkerPool
+from transcriptarr.actors.pool import WorkerPool
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.scanner import ScannerService
@@ -35,9 +35,6 @@ from transcriptarr.setup_wizard import bazarr_info, reachable_host, worker_chang
 Client = TestClient[web.Request, web.Application]
 
 START = "2025-01-12T10:00:00"
-TWO_CPUS = ClusterResources(
-    total_cpus=2, free_cpus=2, total_gpus=0, free_gpus=0, gpus_per_node=0
-)
 WIZARD_KEYS = (
     "library_paths",
     "operation_mode",
@@ -53,7 +50,7 @@ WIZARD_KEYS = (
 
 @pytest.fixture
 def launcher() -> FakeLauncher:
-    return FakeLauncher(TWO_CPUS)
+    return FakeLauncher(NO_GPU)
 
 
 @pytest.fixture
