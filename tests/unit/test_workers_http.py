@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from tests.unit.test_worker_pool import TWO_GPUS, FakeLauncher
 from transcriptarr.actors import pool as pool_module
-from transcriptarr.actors.pool import ClusterResources, WorkerPool
+from transcriptarr.actors.placement import ClusterResources
+from transcriptarr.actors.pool import WorkerPool
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.settings import SettingsService

@@ -50,7 +50,9 @@ from transcriptarr.transcription.presets import Device, ModelChoice, resolve_pre
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT_S = 30.0
+# A claim the board holds for a worker that died meanwhile can still take a
+# job; the pool hands such a job back once this long poll has run out.
+CLAIM_TIMEOUT_S = 10.0
 # A cancel is seen within one progress interval; the engine then stops at its
 # next segment. A thread still busy after this long is ended with the process.
 CANCEL_GRACE_S = 3.0
