@@ -10,6 +10,7 @@ settings are saved, surplus workers leave, the scheduler starts, and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -195,13 +196,15 @@ def _library_folder(raw: str, index: int) -> str:
         raise InvalidInput(f"{field}: path is not a directory: {raw}", field=field)
     if not os.access(path, os.R_OK | os.X_OK):
         raise InvalidInput(f"{field}: directory is not readable: {raw}", field=field)
-    if "," in str(path):
+    text = str(path)
+    # The library_paths setting is a comma-separated list of stripped items.
+    if "," in text or text != text.strip():
         raise InvalidInput(
-            f"{field}: {raw!r} holds a comma, which the library_paths setting "
-            "uses as its separator; rename the folder or link to it",
+            f"{field}: {raw!r} holds a comma or ends in a space, which the "
+            "library_paths setting cannot keep; rename the folder or link to it",
             field=field,
         )
-    return str(path)
+    return text
 
 
 def _rules(rules: Sequence[WizardScanRule]) -> tuple[ScanRuleCreate, ...]:
@@ -348,11 +351,15 @@ def _replacement(rule: ScanRuleCreate) -> ScanRuleUpdate:
 
 
 async def _remove_workers(pool: ActorProxy, worker_ids: Sequence[str]) -> None:
-    for worker_id in worker_ids:
-        try:
-            await pool.remove_worker(worker_id, REMOVE_TIMEOUT_S)
-        except NotFound:
-            logger.info("worker %s had already left the pool", worker_id)
+    """Stop surplus workers together, each given time to finish its job."""
+    await asyncio.gather(*(_remove_worker(pool, w) for w in worker_ids))
+
+
+async def _remove_worker(pool: ActorProxy, worker_id: str) -> None:
+    try:
+        await pool.remove_worker(worker_id, REMOVE_TIMEOUT_S)
+    except NotFound:
+        logger.info("worker %s had already left the pool", worker_id)
 
 
 # Bazarr slave mode, skipping, and the first-run question

@@ -327,6 +327,8 @@ async def test_running_standalone_again_updates_the_rule_of_the_same_name(
 
     rules = await ok(await client.get("/api/scan-rules"))
     assert len(rules) == 1
+    stats = await ok(await client.get("/api/workers/stats"))
+    assert stats["total_workers"] == 1
     assert rules[0]["name"] == "japanese to spanish"
     assert rules[0]["conditions"]["audio_language_is"] is None
     assert rules[0]["conditions"]["missing_external_subtitle_lang"] is None
@@ -377,6 +379,11 @@ def _file(library: Path) -> dict[str, Any]:
 def _comma(library: Path) -> dict[str, Any]:
     (library / "a,b").mkdir()
     return standalone_body(library, library_paths=[str(library / "a,b")])
+
+
+def _trailing_space(library: Path) -> dict[str, Any]:
+    (library / "x ").mkdir()
+    return standalone_body(library, library_paths=[str(library / "x ")])
 
 
 def _rule(library: Path, **fields: Any) -> dict[str, Any]:
@@ -432,8 +439,15 @@ REFUSALS: list[tuple[str, Any, str, str]] = [
         "comma in a folder name",
         _comma,
         "library_paths.0",
-        "library_paths.0: '{library}/a,b' holds a comma, which the library_paths "
-        "setting uses as its separator; rename the folder or link to it",
+        "library_paths.0: '{library}/a,b' holds a comma or ends in a space, which "
+        "the library_paths setting cannot keep; rename the folder or link to it",
+    ),
+    (
+        "folder name ending in a space",
+        _trailing_space,
+        "library_paths.0",
+        "library_paths.0: '{library}/x ' holds a comma or ends in a space, which "
+        "the library_paths setting cannot keep; rename the folder or link to it",
     ),
     (
         "no library paths",
