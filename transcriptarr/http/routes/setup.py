@@ -31,7 +31,7 @@ def _running(proxy: ActorProxy | None, what: str) -> ActorProxy:
     summary="Check setup status",
     response=wizard.SetupStatus,
 )
-async def status(request: web.Request) -> wizard.SetupStatus:
+async def setup_status(request: web.Request) -> wizard.SetupStatus:
     found = services(request)
     return await wizard.setup_status(found.settings, found.scanner)
 
@@ -47,7 +47,7 @@ async def status(request: web.Request) -> wizard.SetupStatus:
         503: "The worker pool or the scanner is not running",
     },
 )
-async def standalone(
+async def setup_standalone(
     request: web.Request, *, body: wizard.StandaloneSetup
 ) -> wizard.SetupResult:
     found = services(request)
@@ -70,7 +70,7 @@ async def standalone(
     summary="Configure Bazarr slave mode (generates an API key)",
     response=wizard.SetupResult,
 )
-async def bazarr_slave(request: web.Request) -> wizard.SetupResult:
+async def setup_bazarr_slave(request: web.Request) -> wizard.SetupResult:
     found = services(request)
     api_key = await wizard.configure_bazarr_slave(found.settings)
     invalidate_settings_cache(request.app)
@@ -87,7 +87,7 @@ async def bazarr_slave(request: web.Request) -> wizard.SetupResult:
     summary="Skip the setup wizard (for advanced users)",
     response=Message,
 )
-async def skip(request: web.Request) -> Message:
+async def skip_setup(request: web.Request) -> Message:
     await wizard.skip_setup(services(request).settings)
     invalidate_settings_cache(request.app)
     return Message(message="Setup wizard skipped")
