@@ -256,11 +256,12 @@ class WorkerChange:
     remove: tuple[str, ...]
 
 
-# Which workers leave first when there are too many: the broken, then the
-# idle, and busy ones last.
+# Which workers leave first when there are too many: those already going or
+# broken, then the idle, and busy ones last.
 _LEAVING_ORDER = {
-    WorkerState.ERROR: 0,
+    WorkerState.STOPPING: 0,
     WorkerState.STOPPED: 0,
+    WorkerState.ERROR: 0,
     WorkerState.STARTING: 1,
     WorkerState.IDLE: 1,
     WorkerState.BUSY: 2,
@@ -279,7 +280,7 @@ def worker_change(
         add[kind] = max(target - len(running), 0)
         surplus = len(running) - target
         if surplus > 0:
-            leaving = sorted(running, key=lambda w: _LEAVING_ORDER[w.status])
+            leaving = sorted(running, key=lambda w: _LEAVING_ORDER.get(w.status, 1))
             remove += [w.worker_id for w in leaving[:surplus]]
     return WorkerChange(add[WorkerType.CPU], add[WorkerType.GPU], tuple(remove))
 

@@ -778,6 +778,17 @@ def test_surplus_workers_leave_broken_first_and_busy_last() -> None:
     assert (change.add_cpu, change.add_gpu) == (0, 2)
 
 
+def test_every_worker_state_has_a_place_in_the_leaving_order() -> None:
+    workers = [
+        _status(f"worker-cpu-{i}", WorkerType.CPU, state)
+        for i, state in enumerate(WorkerState)
+    ]
+    busy = next(w.worker_id for w in workers if w.status is WorkerState.BUSY)
+    change = worker_change(workers, cpu_target=0, gpu_target=0)
+    assert sorted(change.remove) == sorted(w.worker_id for w in workers)
+    assert change.remove[-1] == busy
+
+
 def test_wildcard_listening_hosts_give_way_to_the_request_host() -> None:
     for wildcard in ("0.0.0.0", "::", ""):
         assert reachable_host(wildcard, "nas.local") == "nas.local"
