@@ -328,8 +328,7 @@ class ScannerService:
         """
         values = await self._settings.values()
         roots = scan_roots(paths, values)
-        settings = await self._scan_settings(values, recursive)
-        result = await self._scan(roots, settings)
+        result = await self._scan(roots, values, recursive)
         return result.model_dump()
 
     async def _scan_settings(
@@ -338,8 +337,12 @@ class ScannerService:
         rules = await self.store.list_rules(enabled_only=True)
         return ScanSettings.from_values(values, rules, recursive=recursive)
 
-    async def _scan(self, roots: list[Path], settings: ScanSettings) -> ScanResult:
+    async def _scan(
+        self, roots: list[Path], values: dict[str, Any], recursive: bool | None
+    ) -> ScanResult:
         async with self._scan_lock:
+            # Read the rules only once this scan's turn has come.
+            settings = await self._scan_settings(values, recursive)
             result = await self.library.scan(roots, settings)
             self._total_scans += 1
             self._last_scan_s = self._clock()
@@ -352,21 +355,21 @@ class ScannerService:
         self, paths: list[str] | None, recursive: bool | None
     ) -> None:
         values = await self._settings.values()
-        roots = scan_roots(paths, values)
-        await self._scan(roots, await self._scan_settings(values, recursive))
+        await self._scan(scan_roots(paths, values), values, recursive)
 
     @ensure_started
     async def check_file(self, path: str) -> dict[str, Any]:
         """Check one file, as the watcher does once a file has arrived."""
         file_path = resolve_request_path(path, field="file_path")
         values = await self._settings.values()
-        settings = await self._scan_settings(values, None)
-        if file_path.suffix.lower() not in settings.extensions:
+        extensions = normalise_extensions(values.get("media_extensions") or [])
+        if file_path.suffix.lower() not in extensions:
             return ScanResult().model_dump()
         candidate = await asyncio.to_thread(candidate_for, file_path)
         if candidate is None:
             return ScanResult().model_dump()
         async with self._scan_lock:
+            settings = await self._scan_settings(values, None)
             result = await self.library.check(candidate, settings)
         logger.info(
             "checked %s matched=%d jobs=%d",
