@@ -69,9 +69,12 @@ async def test_openapi_document_describes_every_route(api: Client) -> None:
     assert "Job" in doc["components"]["schemas"]
     params = doc["paths"]["/api/jobs"]["get"]["parameters"]
     assert {p["name"] for p in params} == {"status_filter", "page", "page_size"}
+    operation_ids = []
     for path, item in doc["paths"].items():
         for method, op in item.items():
             assert op["responses"], f"{method} {path} documents no response"
+            operation_ids.append(op["operationId"])
+    assert len(operation_ids) == len(set(operation_ids))
 
 
 async def test_docs_pages_load_their_assets_locally(api: Client) -> None:

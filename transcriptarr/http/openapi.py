@@ -87,7 +87,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "tags": [op.tag],
         "summary": op.summary,
-        "operationId": op.handler.__name__,
+        "operationId": _operation_id(op),
         "parameters": _parameters(op),
         "responses": _responses(op, components),
     }
@@ -101,6 +101,12 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
     if op.public:
         spec["security"] = [{}]
     return spec
+
+
+def _operation_id(op: Operation) -> str:
+    """Unique across groups: the route module's name, then the handler's."""
+    group = op.handler.__module__.rsplit(".", 1)[-1]
+    return f"{group}_{op.handler.__name__}"
 
 
 def _parameters(op: Operation) -> list[dict[str, Any]]:
