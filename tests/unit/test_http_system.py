@@ -88,3 +88,26 @@ async def test_docs_pages_load_their_assets_locally(api: Client) -> None:
         response = await api.get(asset)
         assert response.status == 200
         assert len(await response.read()) > 100_000
+
+
+async def test_openapi_document_is_valid_openapi_3_1(api: Client) -> None:
+    from openapi_spec_validator import validate
+
+    doc = await (await api.get("/openapi.json")).json()
+    validate(doc)
+    spec_paths = {
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/retry",
+        "/api/jobs/{job_id}/cancel",
+        "/api/jobs/queue/clear",
+        "/api/jobs/stats",
+        "/api/settings",
+        "/api/settings/{key}",
+        "/api/settings/bulk-update",
+        "/api/settings/init-defaults",
+        "/health",
+        "/api/status",
+        "/",
+    }
+    assert spec_paths <= set(doc["paths"])

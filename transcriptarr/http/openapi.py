@@ -88,7 +88,7 @@ def _operation(op: Operation, components: dict[str, Any]) -> dict[str, Any]:
         "tags": [op.tag],
         "summary": op.summary,
         "operationId": _operation_id(op),
-        "parameters": _parameters(op),
+        "parameters": _parameters(op, components),
         "responses": _responses(op, components),
     }
     if op.body is not None:
@@ -109,12 +109,13 @@ def _operation_id(op: Operation) -> str:
     return f"{group}_{op.handler.__name__}"
 
 
-def _parameters(op: Operation) -> list[dict[str, Any]]:
+def _parameters(op: Operation, components: dict[str, Any]) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for where, model in (("path", op.path_model), ("query", op.query)):
         if model is None:
             continue
-        schema = model.model_json_schema()
+        schema = model.model_json_schema(ref_template=_REF_TEMPLATE)
+        components.update(schema.pop("$defs", {}))
         required = set(schema.get("required", ()))
         for name, prop in schema.get("properties", {}).items():
             params.append(
