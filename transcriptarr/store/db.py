@@ -13,9 +13,10 @@ import asyncio
 import logging
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -76,3 +77,51 @@ async def ping(conn: aiosqlite.Connection) -> None:
             await cur.fetchone()
     except (sqlite3.Error, ValueError) as exc:
         raise StoreError(f"Database is not usable: {exc}") from exc
+
+
+async def fetch_all(
+    conn: aiosqlite.Connection, sql: str, params: Sequence[Any] = (), *, what: str
+) -> list[Any]:
+    """Every row of a read; a sqlite error becomes StoreError naming ``what``."""
+    try:
+        async with conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot read {what}: {exc}") from exc
+
+
+async def write_each(
+    conn: aiosqlite.Connection,
+    sql: str,
+    param_rows: Sequence[Sequence[Any]],
+    *,
+    what: str,
+) -> list[Any]:
+    """Run ``sql`` once per parameter row in one transaction.
+
+    Returns:
+        The rows the statements returned (``RETURNING``), in order.
+    """
+    found: list[Any] = []
+    try:
+        async with write_transaction(conn):
+            for params in param_rows:
+                async with conn.execute(sql, params) as cur:
+                    found.extend(await cur.fetchall())
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot write {what}: {exc}") from exc
+    return found
+
+
+async def write_batches(
+    conn: aiosqlite.Connection,
+    *batches: tuple[str, Sequence[Sequence[Any]]],
+    what: str,
+) -> None:
+    """Run each ``(sql, rows)`` with executemany, all in one transaction."""
+    try:
+        async with write_transaction(conn):
+            for sql, rows in batches:
+                await conn.executemany(sql, rows)
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot write {what}: {exc}") from exc

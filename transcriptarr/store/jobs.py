@@ -24,7 +24,7 @@ from transcriptarr.models import (
     iso_utc,
     utc_now,
 )
-from transcriptarr.store.db import write_transaction
+from transcriptarr.store.db import fetch_all, write_each, write_transaction
 
 _JOB_FIELDS = tuple(Job.model_fields)
 _SELECT = "SELECT " + ", ".join(_JOB_FIELDS) + " FROM jobs"
@@ -332,18 +332,8 @@ class JobStore:
         return [(row[0], row[1], row[2]) for row in rows]
 
     async def _write_one(self, sql: str, params: Sequence[Any]) -> Any:
-        try:
-            async with (
-                write_transaction(self._writer),
-                self._writer.execute(sql, params) as cur,
-            ):
-                return await cur.fetchone()
-        except sqlite3.Error as exc:
-            raise StoreError(f"Database write failed: {exc}") from exc
+        rows = await write_each(self._writer, sql, [params], what="jobs")
+        return rows[0] if rows else None
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            async with self._reader.execute(sql, params) as cur:
-                return list(await cur.fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"Database read failed: {exc}") from exc
+        return await fetch_all(self._reader, sql, params, what="jobs")

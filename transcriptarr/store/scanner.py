@@ -20,7 +20,13 @@ import orjson
 from transcriptarr.errors import Conflict, StoreError
 from transcriptarr.models import iso_utc, utc_now
 from transcriptarr.rules import ScanRule, ScanRuleCreate
-from transcriptarr.store.db import write_transaction
+from transcriptarr.store.db import (
+    fetch_all,
+    write_batches,
+    write_each,
+)
+
+_WHAT = "scanner data"
 
 _RULE_FIELDS = (
     "id",
@@ -280,33 +286,15 @@ class ScannerStore:
     async def _write(
         self, sql: str, param_rows: Sequence[Sequence[Any]]
     ) -> list[Sequence[Any]]:
-        found: list[Sequence[Any]] = []
-        try:
-            async with write_transaction(self._conn):
-                for params in param_rows:
-                    async with self._conn.execute(sql, params) as cur:
-                        found.extend(await cur.fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot write scanner data: {exc}") from exc
-        return found
+        return await write_each(self._conn, sql, param_rows, what=_WHAT)
 
     async def _write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        await self._write_batches((sql, rows))
+        await write_batches(self._conn, (sql, rows), what=_WHAT)
 
     async def _write_batches(
         self, *batches: tuple[str, Sequence[Sequence[Any]]]
     ) -> None:
-        """Run each ``(sql, rows)`` with executemany, all in one transaction."""
-        try:
-            async with write_transaction(self._conn):
-                for sql, rows in batches:
-                    await self._conn.executemany(sql, rows)
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot write scanner data: {exc}") from exc
+        await write_batches(self._conn, *batches, what=_WHAT)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            async with self._conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot read scanner data: {exc}") from exc
+        return await fetch_all(self._conn, sql, params, what=_WHAT)

@@ -11,7 +11,7 @@ import aiosqlite
 from transcriptarr.catalog import SettingDefault
 from transcriptarr.errors import StoreError
 from transcriptarr.models import Setting, iso_utc, utc_now
-from transcriptarr.store.db import write_transaction
+from transcriptarr.store.db import fetch_all, write_each, write_transaction
 
 _FIELDS = tuple(Setting.model_fields)
 _SELECT = "SELECT " + ", ".join(_FIELDS) + " FROM settings"
@@ -92,19 +92,7 @@ class SettingsStore:
     async def _write(
         self, sql: str, param_rows: list[Sequence[Any]]
     ) -> list[Sequence[Any]]:
-        found: list[Sequence[Any]] = []
-        try:
-            async with write_transaction(self._conn):
-                for params in param_rows:
-                    async with self._conn.execute(sql, params) as cur:
-                        found.extend(await cur.fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot store settings: {exc}") from exc
-        return found
+        return await write_each(self._conn, sql, param_rows, what="settings")
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        try:
-            async with self._conn.execute(sql, params) as cur:
-                return list(await cur.fetchall())
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot read settings: {exc}") from exc
+        return await fetch_all(self._conn, sql, params, what="settings")
