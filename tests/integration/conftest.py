@@ -147,8 +147,8 @@ async def _pool_rig(
 async def _wait_for_free_cpus() -> None:
     """Let Ray take back the workers' CPUs before the next pool asks for them."""
     deadline_s = time.monotonic() + RAY_SETTLE_S
-    total = ray.cluster_resources().get("CPU", 0.0)
-    while ray.available_resources().get("CPU", 0.0) < total:
+    total = ray.cluster_resources().get("CPU", 0.0)  # type: ignore[no-untyped-call]
+    while ray.available_resources().get("CPU", 0.0) < total:  # type: ignore[no-untyped-call]
         if time.monotonic() > deadline_s:
             return
         await asyncio.sleep(0.2)

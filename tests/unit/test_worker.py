@@ -87,10 +87,10 @@ class FakeEngine:
         audio: Any,
         *,
         choice: ModelChoice,
-        source_lang: str | None,
+        source_lang: str | None = None,
         target_lang: str,
-        on_progress: Callable[[float, float | None], None],
-        should_stop: Callable[[], bool],
+        on_progress: Callable[[float, float | None], None] = lambda p, e: None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> TranscriptionResult:
         self.started.set()
         for step in range(self.steps):
