@@ -56,7 +56,7 @@ FIXTURES = {"english.mkv": "eng", "spanish.mkv": "spa"}
 MEMORY_FIXTURE = "english.mkv"
 MEMORY_FIRST_JOBS = 5
 SAMPLE_RATE_HZ = 16_000
-POLL_S = 0.05
+POLL_S = 0.1
 BYTES_PER_MIB = 1024 * 1024
 
 
@@ -207,8 +207,9 @@ class _Server:
         )
 
     async def _run_jobs(self, files: list[MediaFile]) -> None:
+        finished_before = await self._finished_count()
         job_ids = await asyncio.gather(*(self._post(item) for item in files))
-        await self._wait_all(list(job_ids))
+        await self._wait_all(list(job_ids), finished_before)
 
     async def _post(self, item: MediaFile) -> str:
         body = {
@@ -222,17 +223,24 @@ class _Server:
             job: dict[str, Any] = await reply.json()
         return str(job["id"])
 
-    async def _wait_all(self, job_ids: list[str]) -> None:
-        pending = set(job_ids)
-        while pending:
-            for job_id in list(pending):
-                async with self.http.get(f"/api/jobs/{job_id}") as reply:
-                    job = await reply.json()
-                if job["status"] in {"failed", "cancelled"}:
-                    raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
-                if job["status"] == "completed":
-                    pending.discard(job_id)
+    async def _wait_all(self, job_ids: list[str], finished_before: int) -> None:
+        # One small request per poll: polling every job would take CPU from
+        # the workers being measured.
+        target = finished_before + len(job_ids)
+        while True:
+            if await self._finished_count() >= target:
+                break
             await asyncio.sleep(POLL_S)
+        for job_id in job_ids:
+            async with self.http.get(f"/api/jobs/{job_id}") as reply:
+                job = await reply.json()
+            if job["status"] != "completed":
+                raise RuntimeError(f"job {job_id} {job['status']}: {job['error']}")
+
+    async def _finished_count(self) -> int:
+        async with self.http.get("/api/jobs/stats") as reply:
+            stats = await reply.json()
+        return int(stats["completed"] + stats["failed"] + stats["cancelled"])
 
 
 @asynccontextmanager

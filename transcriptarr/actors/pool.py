@@ -130,8 +130,11 @@ class WorkerPool:
         return self._started
 
     async def start(self) -> None:
-        """Start the workers the settings ask for; those that cannot start
-        (no GPU, no room) are logged and left out."""
+        """Start the workers the settings ask for.
+
+        A worker that cannot start (no GPU, no room) is logged and left out,
+        so the service still comes up.
+        """
         if self._started:
             return
         self._started = True
@@ -150,8 +153,11 @@ class WorkerPool:
         logger.info("worker pool started with %d workers", len(self._members))
 
     async def close(self) -> None:
-        """End every worker now; their jobs return to the queue on its restart
-        or when their leases run out."""
+        """End every worker now (server shutdown).
+
+        Their jobs return to the queue when it restarts or their leases run
+        out; no attempt is charged here.
+        """
         self._running = False
         for task in self._late_releases:
             task.cancel()
