@@ -282,3 +282,30 @@ async def test_each_transition_logs_one_fixed_line(
         f"job {job.id} started file=a.mkv worker=w1 attempt=1",
         f"job {job.id} done file=a.mkv worker=w1 elapsed_s=2.5 segments=3",
     ]
+
+
+async def test_dead_worker_after_a_cancel_still_releases_its_current_job(
+    board: JobBoard,
+) -> None:
+    first = await board.submit(create("a.mkv"))
+    second = await board.submit(create("b.mkv"))
+    claimed = await board.claim("w1", timeout_s=0)
+    assert claimed is not None and claimed.job.id == first.id
+    await board.cancel(first.id)
+    again = await board.claim("w1", timeout_s=0)
+    assert again is not None and again.job.id == second.id
+    assert await board.release_worker("w1", "worker process died") == 1
+    assert (await board.get(second.id)).status is JobStatus.QUEUED
+
+
+async def test_waiting_claim_of_a_released_worker_leases_nothing(
+    board: JobBoard,
+) -> None:
+    ghost = asyncio.create_task(board.claim("w-dead", timeout_s=30))
+    live = asyncio.create_task(board.claim("w-live", timeout_s=30))
+    await asyncio.sleep(0.05)
+    await board.release_worker("w-dead", "worker process died")
+    assert await asyncio.wait_for(ghost, timeout=5) is None
+    job = await board.submit(create("a.mkv"))
+    claimed = await asyncio.wait_for(live, timeout=5)
+    assert claimed is not None and claimed.job.id == job.id

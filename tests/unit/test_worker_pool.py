@@ -354,24 +354,14 @@ async def test_worker_pid_is_asked_of_the_worker(pool: WorkerPool) -> None:
     assert await pool.worker_pid("worker-cpu-0") == 4242
 
 
-async def test_job_a_dead_workers_last_claim_took_is_handed_back_later(
-    pool: WorkerPool,
-    board: JobBoard,
-    launcher: FakeLauncher,
-    monkeypatch: pytest.MonkeyPatch,
+async def test_a_dead_workers_waiting_claim_cannot_lease_a_job(
+    pool: WorkerPool, board: JobBoard, launcher: FakeLauncher
 ) -> None:
-    monkeypatch.setattr(pool_module, "CLAIM_TIMEOUT_S", 0.0)
-    monkeypatch.setattr(pool_module, "LATE_RELEASE_MARGIN_S", 0.2)
     launcher.worker("worker-cpu-0").die()
     await eventually_listed(pool, "worker-cpu-1")
     job = await board.submit(
         JobCreate(file_path="/media/a.mkv", file_name="a.mkv", target_lang="eng")
     )
-    # The board answers a claim the dead worker made before it died.
-    assert await board.claim("worker-cpu-0", timeout_s=0) is not None
-
-    deadline_s = time.monotonic() + WAIT_S
-    while (await board.get(job.id)).status is not JobStatus.QUEUED:
-        assert time.monotonic() < deadline_s, "the job was never handed back"
-        await asyncio.sleep(0.02)
-    assert (await board.get(job.id)).retry_count == 1
+    # A claim the dead worker made before it died reaches the board late.
+    assert await board.claim("worker-cpu-0", timeout_s=0) is None
+    assert (await board.get(job.id)).status is JobStatus.QUEUED

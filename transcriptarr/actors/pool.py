@@ -37,7 +37,6 @@ from transcriptarr.actors.placement import (
 )
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.worker import (
-    CLAIM_TIMEOUT_S,
     WorkerSpec,
     WorkerState,
     WorkerStatus,
@@ -54,8 +53,6 @@ STOP_MARGIN_S = 5.0
 # Ray's view of free resources lags a removal by up to a second or so.
 RESOURCE_SETTLE_S = 3.0
 RESOURCE_POLL_S = 0.25
-# Margin past a worker's last claim before its jobs are released once more.
-LATE_RELEASE_MARGIN_S = 2.0
 
 
 class PoolStats(BaseModel):
@@ -122,7 +119,6 @@ class WorkerPool:
         self._started = False
         self._started_at_s = time.monotonic()
         self._change_lock = asyncio.Lock()
-        self._late_releases: set[asyncio.Task[None]] = set()
         self.start_lock = asyncio.Lock()
 
     @property
@@ -159,8 +155,6 @@ class WorkerPool:
         out; no attempt is charged here.
         """
         self._running = False
-        for task in self._late_releases:
-            task.cancel()
         for member in list(self._members.values()):
             member.removing = True
             self._launcher.kill(member.handle)
@@ -395,29 +389,16 @@ class WorkerPool:
         logger.info("worker %s left the pool (%s)", worker_id, reason)
 
     async def _release(self, worker_id: str, reason: str) -> None:
-        """Hand back what a worker held now, and again after its last claim.
+        """Hand back what a worker held, its attempt counted.
 
-        The board may still hold a long-poll claim of the gone worker, which
-        can lease it a job after this release; the second release, once that
-        claim has run out, hands such a job back. Worker ids are never
-        reused, so it cannot touch another worker's job.
+        The board also retires the worker id, so a long-poll claim the gone
+        worker left waiting there cannot lease it a job afterwards. Worker ids
+        are never reused.
         """
-        await self._release_now(worker_id, reason)
-        task = asyncio.create_task(self._release_late(worker_id, reason))
-        self._late_releases.add(task)
-        task.add_done_callback(self._late_releases.discard)
-
-    async def _release_late(self, worker_id: str, reason: str) -> None:
-        await asyncio.sleep(CLAIM_TIMEOUT_S + LATE_RELEASE_MARGIN_S)
-        await self._release_now(worker_id, reason)
-
-    async def _release_now(self, worker_id: str, reason: str) -> None:
-        """Hand back what a worker held; its attempt counts."""
         try:
             released = await self._queue.release_worker(worker_id, reason)
         except Exception as exc:
-            # A job cancelled under the worker still holds a lease on the
-            # board; lease expiry requeues whatever this call missed.
+            # Lease expiry requeues whatever this call could not reach.
             logger.warning("cannot release the jobs of %s: %s", worker_id, exc)
             return
         if released:

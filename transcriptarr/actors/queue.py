@@ -96,7 +96,7 @@ class JobBoard:
         self._store: JobStore | None = None
         self._connections: list[Any] = []
         self._leases: dict[str, _Lease] = {}
-        self._stop_requested: set[str] = set()
+        self._retired_workers: set[str] = set()
         self._progress: dict[str, tuple[str, ProgressReport]] = {}
         self._pending: list[_PendingSubmit] = []
         self._counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
@@ -228,7 +228,7 @@ class JobBoard:
     async def claim(self, worker_id: str, timeout_s: float = 30.0) -> ClaimedJob | None:
         """Lease the next job, waiting up to ``timeout_s`` for one to arrive."""
         deadline = time.monotonic() + max(timeout_s, 0.0)
-        while True:
+        while worker_id not in self._retired_workers:
             seen_generation = self._work_generation
             claimed = await self._try_claim(worker_id)
             if claimed is not None:
@@ -243,9 +243,10 @@ class JobBoard:
                     await asyncio.wait_for(self._work_available.wait(), remaining_s)
                 except TimeoutError:
                     return None
+        return None
 
     async def _try_claim(self, worker_id: str) -> ClaimedJob | None:
-        if self._counts[JobStatus.QUEUED] <= 0:
+        if self._counts[JobStatus.QUEUED] <= 0 or worker_id in self._retired_workers:
             return None
         lease_id = uuid.uuid4().hex
         now_s = self._clock()
@@ -285,8 +286,6 @@ class JobBoard:
         lease = self._leases.get(job_id)
         if lease is None or lease.lease_id != lease_id:
             return False
-        if job_id in self._stop_requested:
-            return False
         parsed = ProgressReport.model_validate(report)
         lease.expires_at_s = self._clock() + self._policy.lease_s
         self._progress[job_id] = (lease_id, parsed)
@@ -325,15 +324,28 @@ class JobBoard:
 
     @ensure_started
     async def release_worker(self, worker_id: str, reason: str) -> int:
-        """Return every job a dead or removed worker held, counting the attempt."""
+        """Return every job a dead or removed worker held, counting the attempt.
+
+        The worker id is retired: a claim of it still waiting here (the long
+        poll of a worker that died) answers None instead of leasing a job to
+        nobody.
+        """
+        self._retired_workers.add(worker_id)
+        await self._announce_work(None)
         held = [
             (job_id, lease.lease_id)
             for job_id, lease in self._leases.items()
             if lease.worker_id == worker_id
         ]
+        released = 0
         for job_id, lease_id in held:
-            await self._end_attempt(job_id, lease_id, reason, transient=True)
-        return len(held)
+            try:
+                await self._end_attempt(job_id, lease_id, reason, transient=True)
+            except LeaseLost:
+                self._drop_lease(job_id)
+                continue
+            released += 1
+        return released
 
     async def _end_attempt(
         self, job_id: str, lease_id: str, error: str, *, transient: bool
@@ -379,8 +391,9 @@ class JobBoard:
         job = await self.store.cancel(job_id)
         if job is None:
             raise InvalidInput(f"Job {job_id} is already in a terminal state")
-        if job_id in self._leases:
-            self._stop_requested.add(job_id)
+        # Without its lease the holder's next progress report answers "stop",
+        # and its completion is refused.
+        self._drop_lease(job_id)
         self._progress.pop(job_id, None)
         self._move(before.status, JobStatus.CANCELLED)
         _log_transition(job, "cancelled")
@@ -390,11 +403,7 @@ class JobBoard:
     async def should_stop(self, job_id: str, lease_id: str) -> bool:
         """Whether the holder of ``lease_id`` must stop working on the job."""
         lease = self._leases.get(job_id)
-        return (
-            lease is None
-            or lease.lease_id != lease_id
-            or (job_id in self._stop_requested)
-        )
+        return lease is None or lease.lease_id != lease_id
 
     @ensure_started
     async def retry(self, job_id: str) -> Job:
@@ -554,17 +563,20 @@ class JobBoard:
         await self._schedule_due_wakeup()
 
     async def _announce_work(self, count: int | None) -> None:
-        """Wake ``count`` waiting claimers (all of them when None)."""
+        """Wake waiting claimers: ``count`` of them, or all when None.
+
+        Once a worker was retired its waiting claim could take a wake-up and
+        leave the job for nobody, so from then on everyone is woken.
+        """
         self._work_generation += 1
         async with self._work_available:
-            if count is None:
+            if count is None or self._retired_workers:
                 self._work_available.notify_all()
             else:
                 self._work_available.notify(count)
 
     def _drop_lease(self, job_id: str) -> None:
         self._leases.pop(job_id, None)
-        self._stop_requested.discard(job_id)
 
     def _move(self, source: JobStatus, target: JobStatus) -> None:
         self._counts[source] = max(self._counts[source] - 1, 0)
