@@ -66,7 +66,9 @@ async def live_api(
 ) -> AsyncIterator[TestClient[object, object]]:
     """The real app in this process, calling real actors through Ray."""
     services = Services(
-        queue=ActorProxy(actors.queue), settings=ActorProxy(actors.settings)
+        queue=ActorProxy(actors.queue),
+        settings=ActorProxy(actors.settings),
+        scanner=ActorProxy(actors.scanner) if actors.scanner is not None else None,
     )
     client: TestClient[object, object] = TestClient(TestServer(create_app(services)))
     await client.start_server()

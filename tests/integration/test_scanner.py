@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from tests.scanner_library import EXPECTED_JOBS, RULES, SCANNED_FILES, build_library
-from transcriptarr.actors import cluster
-from transcriptarr.actors.proxy import ActorProxy
-from transcriptarr.http.app import create_app
-from transcriptarr.http.context import Services
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +27,10 @@ def shared_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-async def scanner_api(
-    actors: cluster.ActorHandles, tmp_path: Path, shared_models: Path
-) -> AsyncIterator[Client]:
-    """The app in this process, calling the queue, settings and scanner actors."""
+def scanner_api(live_api: Client, tmp_path: Path, shared_models: Path) -> Client:
+    """The live app; the scanner's models folder is the session's shared one."""
     (tmp_path / "models").symlink_to(shared_models, target_is_directory=True)
-    assert actors.scanner is not None
-    services = Services(
-        queue=ActorProxy(actors.queue),
-        settings=ActorProxy(actors.settings),
-        scanner=ActorProxy(actors.scanner),
-    )
-    client: Client = TestClient(TestServer(create_app(services)))
-    await client.start_server()
-    yield client
-    await client.close()
+    return live_api
 
 
 async def ok(response: Any, status: int = 200) -> Any:

@@ -7,19 +7,14 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from tests.scanner_library import FIXTURES
-from transcriptarr.actors import cluster
-from transcriptarr.actors.proxy import ActorProxy
-from transcriptarr.http.app import create_app
-from transcriptarr.http.context import Services
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +23,8 @@ WAIT_S = 60.0
 
 
 @pytest.fixture
-async def scanner_api(actors: cluster.ActorHandles) -> AsyncIterator[Client]:
-    services = Services(
-        queue=ActorProxy(actors.queue),
-        settings=ActorProxy(actors.settings),
-        scanner=ActorProxy(actors.scanner),
-    )
-    client: Client = TestClient(TestServer(create_app(services)))
-    await client.start_server()
-    yield client
-    await client.close()
+def scanner_api(live_api: Client) -> Client:
+    return live_api
 
 
 async def ok(response: Any, status: int = 200) -> Any:
