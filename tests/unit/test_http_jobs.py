@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from tests.unit.conftest import job_body
+from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard
+from transcriptarr.http.caching import PageCache
 from transcriptarr.models import Job
 
 Client = TestClient[Any, Any]
@@ -185,3 +188,50 @@ async def test_file_path_is_resolved_and_confined_to_the_allowed_roots(
         assert response.status == 403, escape
     stats = await (await api.get("/api/jobs/stats")).json()
     assert stats["total_jobs"] == 1
+
+
+async def test_job_list_shows_changes_made_outside_this_front_end(
+    api: Client, board: JobBoard
+) -> None:
+    await api.post("/api/jobs", json=job_body())
+
+    async def first_status() -> str:
+        page = await (await api.get("/api/jobs")).json()
+        status: str = page["jobs"][0]["status"]
+        return status
+
+    assert await first_status() == "queued"
+    assert await first_status() == "queued"  # served again, now from memory
+    # A worker claims through the board, not through this front end.
+    assert await board.claim("w1", timeout_s=0) is not None
+    for _ in range(100):
+        if await first_status() == "processing":
+            break
+        await asyncio.sleep(0.05)
+    assert await first_status() == "processing"
+
+
+async def test_cached_page_is_fresh_stale_briefly_then_read_again() -> None:
+    board_reads: list[int] = []
+    board_version = 5
+
+    async def fetch() -> tuple[int, bytes]:
+        board_reads.append(board_version)
+        return board_version, f"v{board_version}".encode()
+
+    cache = PageCache(ActorProxy(object()), max_stale_s=0.2)
+    assert await cache.page("p", fetch) == b"v5"  # no long poll yet: no cache
+    cache._latest_version = 5
+    assert await cache.page("p", fetch) == b"v5"
+    assert await cache.page("p", fetch) == b"v5"
+    assert board_reads == [5, 5]  # the second came from memory
+    board_version = cache._latest_version = 6
+    assert await cache.page("p", fetch) == b"v5"  # stale, refreshed behind
+    await asyncio.sleep(0.01)
+    assert await cache.page("p", fetch) == b"v6"
+    board_version = cache._latest_version = 7
+    await asyncio.sleep(0.3)
+    assert await cache.page("p", fetch) == b"v7"  # too old to serve stale
+    cache.invalidate()
+    assert await cache.page("p", fetch) == b"v7"
+    assert board_reads == [5, 5, 6, 7, 7]

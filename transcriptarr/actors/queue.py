@@ -12,6 +12,7 @@ second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -102,6 +103,8 @@ class JobBoard:
         self._counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         self._work_available = asyncio.Condition()
         self._work_generation = 0
+        self._version = 0
+        self._changed = asyncio.Event()
         self._flush_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._due_timer: asyncio.TimerHandle | None = None
@@ -220,6 +223,7 @@ class JobBoard:
                 item.future.set_result(job)
         if created:
             self._counts[JobStatus.QUEUED] += created
+            self._mark_changed()
             await self._announce_work(created)
 
     # Claiming ---------------------------------------------------------------
@@ -428,6 +432,7 @@ class JobBoard:
         self._counts[JobStatus.COMPLETED] = max(
             self._counts[JobStatus.COMPLETED] - count, 0
         )
+        self._mark_changed()
         logger.info("cleared %d completed jobs", count)
         return count
 
@@ -459,13 +464,18 @@ class JobBoard:
     @ensure_started
     async def list_jobs_json(
         self, status: JobStatus | None = None, page: int = 1, page_size: int = 50
-    ) -> bytes:
+    ) -> tuple[int, bytes]:
         """:meth:`list_jobs` serialised to JSON here, in the actor.
 
         Bytes cross the actor boundary far cheaper than 50 pickled models
         that the front end would only dump again.
+
+        Returns:
+            The version the page is at least as new as (see
+            :meth:`wait_for_change`), and the page as JSON.
         """
         _check_page(page, page_size)
+        version = self._version
         jobs = await self.store.page_dicts(
             status, limit=page_size, offset=(page - 1) * page_size
         )
@@ -475,7 +485,20 @@ class JobBoard:
             "page": page,
             "page_size": page_size,
         }
-        return orjson.dumps(body)
+        return version, orjson.dumps(body)
+
+    @ensure_started
+    async def wait_for_change(self, seen_version: int, timeout_s: float = 30.0) -> int:
+        """Long poll: the jobs' version, once it differs from ``seen_version``.
+
+        Front ends cache job pages per version and drop them when this
+        returns a newer one. Answers the current version after ``timeout_s``
+        even if nothing changed.
+        """
+        if self._version == seen_version:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout_s)
+        return self._version
 
     def _total(self, status: JobStatus | None) -> int:
         return sum(self._counts.values()) if status is None else self._counts[status]
@@ -517,6 +540,8 @@ class JobBoard:
             if job_id in self._leases
         ]
         await self.store.write_progress(reports)
+        if reports:
+            self._mark_changed()
 
     async def _lease_loop(self) -> None:
         while True:
@@ -581,6 +606,13 @@ class JobBoard:
     def _move(self, source: JobStatus, target: JobStatus) -> None:
         self._counts[source] = max(self._counts[source] - 1, 0)
         self._counts[target] += 1
+        self._mark_changed()
+
+    def _mark_changed(self) -> None:
+        """A job row changed: bump the version and wake its long pollers."""
+        self._version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
 
 
 def duplicate_job(body: JobCreate) -> Conflict:

@@ -12,7 +12,13 @@ from transcriptarr.errors import TranscriptarrError
 from transcriptarr.http import openapi
 from transcriptarr.http.api import OPERATIONS_KEY, ApiRoutes, json_response
 from transcriptarr.http.batching import SubmitBatcher
-from transcriptarr.http.context import SERVICES_KEY, SUBMITTER_KEY, Services
+from transcriptarr.http.caching import PageCache
+from transcriptarr.http.context import (
+    PAGE_CACHE_KEY,
+    SERVICES_KEY,
+    SUBMITTER_KEY,
+    Services,
+)
 from transcriptarr.http.routes import (
     jobs,
     scan_rules,
@@ -93,6 +99,9 @@ def create_app(services: Services) -> web.Application:
     )
     app[SERVICES_KEY] = services
     app[SUBMITTER_KEY] = SubmitBatcher(services.queue)
+    pages = app[PAGE_CACHE_KEY] = PageCache(services.queue)
+    app.on_startup.append(pages.start)
+    app.on_cleanup.append(pages.stop)
     app[OPERATIONS_KEY] = []
     for group in route_groups():
         group.install(app)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.http.batching import SubmitBatcher
+from transcriptarr.http.caching import PageCache
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
 
 SERVICES_KEY: web.AppKey[Services] = web.AppKey("services", Services)
 SUBMITTER_KEY: web.AppKey[SubmitBatcher] = web.AppKey("submitter", SubmitBatcher)
+PAGE_CACHE_KEY: web.AppKey[PageCache] = web.AppKey("page_cache", PageCache)
 
 
 def services(request: web.Request) -> Services:
@@ -38,3 +40,7 @@ def services(request: web.Request) -> Services:
 
 def submitter(request: web.Request) -> SubmitBatcher:
     return request.app[SUBMITTER_KEY]
+
+
+def page_cache(request: web.Request) -> PageCache:
+    return request.app[PAGE_CACHE_KEY]

@@ -6,7 +6,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from transcriptarr.http.api import ApiRoutes, JsonBytes
-from transcriptarr.http.context import services, submitter
+from transcriptarr.http.context import page_cache, services, submitter
 from transcriptarr.http.security import cached_settings_values
 from transcriptarr.models import (
     Job,
@@ -35,10 +35,13 @@ class JobPath(BaseModel):
 
 @routes.get("/api/jobs", summary="List jobs", query=JobListQuery, response=JobPage)
 async def list_jobs(request: web.Request, *, query: JobListQuery) -> JsonBytes:
-    body = await services(request).queue.list_jobs_json(
-        query.status_filter, query.page, query.page_size
-    )
-    return JsonBytes(body)
+    key = (query.status_filter, query.page, query.page_size)
+
+    async def fetch() -> tuple[int, bytes]:
+        found: tuple[int, bytes] = await services(request).queue.list_jobs_json(*key)
+        return found
+
+    return JsonBytes(await page_cache(request).page(key, fetch))
 
 
 @routes.get("/api/jobs/stats", summary="Queue statistics", response=QueueStats)
@@ -50,6 +53,7 @@ async def job_stats(request: web.Request) -> QueueStats:
 @routes.post("/api/jobs/queue/clear", summary="Clear completed jobs", response=Message)
 async def clear_completed(request: web.Request) -> Message:
     count = await services(request).queue.clear_completed()
+    page_cache(request).invalidate()
     return Message(message=f"Cleared {count} completed jobs")
 
 
@@ -82,7 +86,9 @@ async def create_job(request: web.Request, *, body: JobCreate) -> Job:
     roots = AllowedRoots.from_setting(values["filesystem_roots"])
     resolved = resolve_confined(body.file_path, roots)
     confined = body.model_copy(update={"file_path": str(resolved)})
-    return await submitter(request).submit(confined)
+    job = await submitter(request).submit(confined)
+    page_cache(request).invalidate()
+    return job
 
 
 @routes.post(
@@ -94,11 +100,13 @@ async def create_job(request: web.Request, *, body: JobCreate) -> Job:
 )
 async def retry_job(request: web.Request, *, path: JobPath) -> Job:
     job: Job = await services(request).queue.retry(path.job_id)
+    page_cache(request).invalidate()
     return job
 
 
 async def _cancel(request: web.Request, job_id: str) -> Message:
     await services(request).queue.cancel(job_id)
+    page_cache(request).invalidate()
     return Message(message=f"Job {job_id} cancelled successfully")
 
 
