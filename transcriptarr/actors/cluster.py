@@ -169,7 +169,7 @@ async def create_actors(
     await queue.start.remote()
     handles = ActorHandles(queue=queue, settings=settings)
     if with_scanner:
-        handles.scanner = await create_scanner(data_dir, queue, settings, suffix=suffix)
+        handles.scanner = await create_scanner(data_dir, suffix=suffix)
     if with_pool:
         handles.pool = await create_pool(data_dir / "models", suffix=suffix)
     return handles
@@ -187,14 +187,15 @@ async def create_pool(models_dir: Path, *, suffix: str = "") -> Any:
     return pool
 
 
-async def create_scanner(
-    data_dir: Path, queue: Any, settings: Any, *, suffix: str = ""
-) -> Any:
-    """Create (or find) the scanner actor, started, over the same database."""
+async def create_scanner(data_dir: Path, *, suffix: str = "") -> Any:
+    """Create (or find) the scanner actor, started, over the same database.
+
+    The queue and settings actors of the same ``suffix`` must exist.
+    """
     scanner = _named(ScannerService, SCANNER_ACTOR + suffix, num_cpus=0).remote(
         str(data_dir / "transcriptarr.db"),
-        queue=queue,
-        settings=settings,
+        queue=QUEUE_ACTOR + suffix,
+        settings=SETTINGS_ACTOR + suffix,
         models_dir=str(data_dir / "models"),
     )
     await scanner.start.remote()

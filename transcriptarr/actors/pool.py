@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import ray
 from pydantic import BaseModel
 
 from transcriptarr.actors.lifecycle import ensure_started
@@ -35,7 +34,7 @@ from transcriptarr.actors.placement import (
     impossible_reason,
     shortage_reason,
 )
-from transcriptarr.actors.proxy import ActorProxy
+from transcriptarr.actors.proxy import ActorProxy, resolve_actor
 from transcriptarr.actors.worker import (
     WorkerSpec,
     WorkerState,
@@ -104,8 +103,8 @@ class WorkerPool:
         start_timeout_s: float = WORKER_START_TIMEOUT_S,
     ) -> None:
         # Workers get the raw handles: Ray pickles them, not our proxies.
-        self._queue_target = _resolve(queue)
-        self._settings_target = _resolve(settings)
+        self._queue_target = resolve_actor(queue)
+        self._settings_target = resolve_actor(settings)
         self._queue = ActorProxy(self._queue_target)
         self._settings = ActorProxy(self._settings_target)
         self._models_dir = Path(models_dir)
@@ -447,15 +446,6 @@ def _placeholder(member: _Member, state: WorkerState) -> WorkerStatus:
         current_job_progress=None,
         current_job_eta=None,
     )
-
-
-def _resolve(target: Any) -> Any:
-    """The handle of a named actor in the pool's namespace.
-
-    Names rather than handles keep the pool's constructor arguments out of
-    Ray's object store, so Ray can always restart the pool.
-    """
-    return ray.get_actor(target) if isinstance(target, str) else target
 
 
 def _worker_type(value: WorkerType | str) -> WorkerType:

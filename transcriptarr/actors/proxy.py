@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import ray
 from ray.actor import ActorHandle
 
 
@@ -37,6 +38,16 @@ class ActorProxy:
         if self._is_ray:
             return _remote_caller(method)
         return _local_caller(method)
+
+
+def resolve_actor(target: Any) -> Any:
+    """A named actor's handle for a name, else ``target`` itself.
+
+    Actors are given each other's names rather than handles: a handle passed
+    to a constructor lives in Ray's object store, and Ray cannot restart an
+    actor whose constructor arguments were lost.
+    """
+    return ray.get_actor(target) if isinstance(target, str) else target
 
 
 def _remote_caller(method: Any) -> Callable[..., Awaitable[Any]]:

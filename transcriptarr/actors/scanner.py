@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 
 from transcriptarr.actors.lifecycle import ensure_started
-from transcriptarr.actors.proxy import ActorProxy
+from transcriptarr.actors.proxy import ActorProxy, resolve_actor
 from transcriptarr.detection import LanguageDetector, WhisperLanguageDetector
 from transcriptarr.errors import InvalidInput, NotFound, TranscriptarrError
 from transcriptarr.library import (
@@ -129,7 +129,10 @@ def _validated(model: type[_M], body: BaseModel | dict[str, Any] | None) -> _M:
 
 
 def _proxy(target: Any) -> ActorProxy:
-    return target if isinstance(target, ActorProxy) else ActorProxy(target)
+    """A proxy of an actor given by name, handle or plain object."""
+    if isinstance(target, ActorProxy):
+        return target
+    return ActorProxy(resolve_actor(target))
 
 
 class ScannerService:
