@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tests.clock import FakeClock
 from tests.fixtures.make_fixtures import (
     SPANISH_CUES,
     AudioSpec,
     TextSubtitleSpec,
     write_container,
 )
-from tests.unit.conftest import FakeClock
 from transcriptarr.models import Job
 from transcriptarr.store.scanner import Detection
 

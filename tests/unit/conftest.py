@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 import ray
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.clock import FakeClock
+from tests.scanner_library import FakeDetector, ManualTime
 from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard, QueuePolicy
+from transcriptarr.actors.scanner import ScannerService
 from transcriptarr.actors.settings import SettingsService
 from transcriptarr.http.app import create_app
 from transcriptarr.http.context import Services
@@ -24,19 +28,6 @@ def _forbid_ray(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("unit tests must not start Ray")
 
     monkeypatch.setattr(ray, "init", refuse)
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now_s: float = 1_000_000.0) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds
 
 
 @pytest.fixture
@@ -79,6 +70,29 @@ async def api(
     await client.start_server()
     yield client
     await client.close()
+
+
+SCANNER_START = "2025-01-12T10:00:00"
+
+
+@pytest.fixture
+async def scanner(
+    db_path: Path, board: JobBoard, settings_service: SettingsService
+) -> AsyncIterator[ScannerService]:
+    """The scanner in-process, on a hand-moved clock and a fake detector."""
+    time = ManualTime(SCANNER_START)
+    service = ScannerService(
+        db_path,
+        queue=board,
+        settings=settings_service,
+        detector=FakeDetector(),
+        clock=time.clock,
+        sleep=time.sleep,
+        tz=UTC,
+    )
+    await service.start()
+    yield service
+    await service.close()
 
 
 def job_body(name: str = "episode.mkv", **overrides: object) -> dict[str, object]:

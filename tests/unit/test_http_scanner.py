@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,6 @@ from tests.scanner_library import (
     EXPECTED_JOBS,
     RULES,
     SCANNED_FILES,
-    FakeDetector,
-    ManualTime,
     build_library,
 )
 from transcriptarr.actors.proxy import ActorProxy
@@ -27,25 +24,6 @@ from transcriptarr.http.app import create_app
 from transcriptarr.http.context import Services
 
 Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def scanner(
-    db_path: Path, board: JobBoard, settings_service: SettingsService
-) -> AsyncIterator[ScannerService]:
-    time = ManualTime("2025-01-12T10:00:00")
-    service = ScannerService(
-        db_path,
-        queue=board,
-        settings=settings_service,
-        detector=FakeDetector(),
-        clock=time.clock,
-        sleep=time.sleep,
-        tz=UTC,
-    )
-    await service.start()
-    yield service
-    await service.close()
 
 
 @pytest.fixture

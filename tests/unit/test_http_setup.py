@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.scanner_library import FakeDetector, ManualTime, media
+from tests.scanner_library import media
 from tests.unit.test_worker_pool import NO_GPU, FakeLauncher
 from transcriptarr.actors import pool as pool_module
 from transcriptarr.actors.pool import WorkerPool
@@ -67,25 +66,6 @@ async def pool(
     await worker_pool.start()
     yield worker_pool
     await worker_pool.close()
-
-
-@pytest.fixture
-async def scanner(
-    db_path: Path, board: JobBoard, settings_service: SettingsService
-) -> AsyncIterator[ScannerService]:
-    time = ManualTime(START)
-    service = ScannerService(
-        db_path,
-        queue=board,
-        settings=settings_service,
-        detector=FakeDetector(),
-        clock=time.clock,
-        sleep=time.sleep,
-        tz=UTC,
-    )
-    await service.start()
-    yield service
-    await service.close()
 
 
 def make_services(

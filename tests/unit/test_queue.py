@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.conftest import FakeClock
+from tests.clock import FakeClock
 from transcriptarr.actors.queue import JobBoard, QueuePolicy
 from transcriptarr.errors import Conflict, InvalidInput, LeaseLost, NotFound
 from transcriptarr.models import JobCreate, JobResult, JobStatus, ProgressReport

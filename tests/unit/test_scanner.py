@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.clock import FakeClock
 from tests.scanner_library import (
     EXPECTED_JOBS,
     RULES,
@@ -21,7 +22,6 @@ from tests.scanner_library import (
     media,
     subtitle_file,
 )
-from tests.unit.conftest import FakeClock
 from transcriptarr import library, scanning
 from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.scanner import ScannerService
