@@ -111,3 +111,13 @@ async def test_openapi_document_is_valid_openapi_3_1(api: Client) -> None:
         "/",
     }
     assert spec_paths <= set(doc["paths"])
+
+
+async def test_provider_status_answers_the_version_even_with_a_key_set(
+    api: Client,
+) -> None:
+    await api.put("/api/settings/api_key", json={"value": "s3cret-key"})
+    response = await api.get("/status")
+    assert response.status == 200
+    assert await response.json() == {"version": "Transcriptarr 1.0.0"}
+    assert (await api.get("/api/status")).status == 401

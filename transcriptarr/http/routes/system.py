@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from transcriptarr import __version__
 from transcriptarr.errors import TranscriptarrError
@@ -35,6 +36,21 @@ async def root(request: web.Request) -> RootInfo:
         status="running",
         message="Frontend not built. Access API docs at /docs",
     )
+
+
+class ProviderStatus(BaseModel):
+    version: str
+
+
+@routes.get(
+    "/status",
+    summary="Provider status (Bazarr's connection test)",
+    response=ProviderStatus,
+    public=True,
+)
+async def provider_status(request: web.Request) -> ProviderStatus:
+    """Open without a key: it reveals only the version."""
+    return ProviderStatus(version=f"Transcriptarr {__version__}")
 
 
 async def workers_summary(svc: Services) -> WorkersSummary:
