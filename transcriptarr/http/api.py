@@ -18,11 +18,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from transcriptarr.errors import InvalidInput, PayloadTooLarge
+from transcriptarr.errors import InvalidInput
 
 Handler = Callable[..., Awaitable[Any]]
-
-JSON_BODY_LIMIT_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +141,6 @@ def parse_model(model: type[BaseModel], data: Any, where: str) -> BaseModel:
 
 
 async def _read_json(request: web.Request, optional: bool) -> Any:
-    if request.content_length and request.content_length > JSON_BODY_LIMIT_BYTES:
-        raise PayloadTooLarge("Request body is larger than 1 MiB")
     raw = await request.read()
     if not raw.strip():
         if optional:
