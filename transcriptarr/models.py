@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from transcriptarr.errors import InvalidInput
 from transcriptarr.media import languages
 
 
@@ -63,6 +64,27 @@ class StrictBody(BaseModel):
     """Base of request bodies: unknown fields are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def invalid_input(exc: ValidationError) -> InvalidInput:
+    """The first error of ``exc`` as a 400 naming its field."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "body"
+    return InvalidInput(f"{field}: {first['msg']}", field=field)
+
+
+def validated(model: type[_M], body: BaseModel | dict[str, Any] | None) -> _M:
+    """``body`` as ``model``; a bad value is a 400 naming the field."""
+    if isinstance(body, model):
+        return body
+    data = body.model_dump() if isinstance(body, BaseModel) else body or {}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
 
 
 NonEmptyStr = Annotated[str, Field(min_length=1, max_length=4096)]

@@ -1,11 +1,10 @@
-"""The ScannerActor's logic: scan rules, scans, the scheduler and the watcher.
+"""The ScannerActor's logic: scan rules, scans and the scanner's status.
 
-The scan itself is :class:`~transcriptarr.library.LibraryScanner`'s; this
-actor owns what surrounds it: the rules' REST operations, the one lock that
-keeps manual, scheduled and watcher-triggered scans from overlapping, the
-scheduler and the watcher (and their restart after the service restarts), and
-the status the REST API reports. The watcher's thread hands files over to
-this actor's event loop.
+The scan itself is :class:`~transcriptarr.library.LibraryScanner`'s, and the
+scheduler and the watcher are :class:`~transcriptarr.scan_triggers.ScanTriggers`'.
+This actor owns what surrounds them: the rules' REST operations, the one lock
+that keeps manual, scheduled and watcher-triggered scans from overlapping, the
+scan counts, and the status the REST API reports.
 """
 
 from __future__ import annotations
@@ -14,18 +13,17 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from transcriptarr.actors.lifecycle import ensure_started
 from transcriptarr.actors.proxy import ActorProxy, resolve_actor
 from transcriptarr.detection import LanguageDetector, WhisperLanguageDetector
-from transcriptarr.errors import InvalidInput, NotFound, TranscriptarrError
+from transcriptarr.errors import InvalidInput, NotFound
 from transcriptarr.library import (
     LibraryScanner,
     ScanResult,
@@ -34,55 +32,26 @@ from transcriptarr.library import (
     scan_roots,
 )
 from transcriptarr.media.probe import probe
-from transcriptarr.models import StrictBody, iso_utc
+from transcriptarr.models import StrictBody, invalid_input, iso_utc, validated
 from transcriptarr.rules import ScanRule, ScanRuleCreate, ScanRuleUpdate
-from transcriptarr.scanning import candidate_for, normalise_extensions
-from transcriptarr.scheduling import (
-    MAX_INTERVAL_MINUTES,
-    MIN_INTERVAL_MINUTES,
-    Clock,
-    IntervalSchedule,
-    Schedule,
-    Scheduler,
-    Sleep,
-    make_schedule,
+from transcriptarr.scan_triggers import (
+    ScanTriggers,
+    SchedulerStart,
+    WatcherFactory,
+    WatcherStart,
 )
+from transcriptarr.scanning import candidate_for, normalise_extensions
+from transcriptarr.scheduling import Clock, Sleep
 from transcriptarr.store import db
 from transcriptarr.store.scanner import ScannerStore
 from transcriptarr.watcher import LibraryWatcher
 
 logger = logging.getLogger(__name__)
 
-WatcherFactory = Callable[..., LibraryWatcher]
-
 
 class ScanRequest(StrictBody):
     """Body of ``POST /api/scanner/scan``."""
 
-    paths: list[str] | None = Field(default=None, max_length=1000)
-    recursive: bool | None = None
-
-
-class SchedulerStart(StrictBody):
-    """Body of ``POST /api/scanner/scheduler/start``; unset fields come from
-    the settings when each scan runs."""
-
-    enabled: bool = True
-    cron_expression: str | None = None
-    interval_minutes: float | None = Field(
-        default=None,
-        ge=MIN_INTERVAL_MINUTES,
-        le=MAX_INTERVAL_MINUTES,
-        description="Minutes between scans when no cron expression is given",
-    )
-    paths: list[str] | None = Field(default=None, max_length=1000)
-    recursive: bool | None = None
-
-
-class WatcherStart(StrictBody):
-    """Body of ``POST /api/scanner/watcher/start``."""
-
-    enabled: bool = True
     paths: list[str] | None = Field(default=None, max_length=1000)
     recursive: bool | None = None
 
@@ -106,26 +75,6 @@ def _iso(moment_s: float | None) -> str | None:
     if moment_s is None:
         return None
     return iso_utc(datetime.fromtimestamp(moment_s, UTC))
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _invalid(exc: ValidationError) -> InvalidInput:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "body"
-    return InvalidInput(f"{field}: {first['msg']}", field=field)
-
-
-def _validated(model: type[_M], body: BaseModel | dict[str, Any] | None) -> _M:
-    """``body`` as ``model``; a bad value is a 400 naming the field."""
-    if isinstance(body, model):
-        return body
-    data = body.model_dump() if isinstance(body, BaseModel) else body or {}
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise _invalid(exc) from exc
 
 
 def _proxy(target: Any) -> ActorProxy:
@@ -172,24 +121,19 @@ class ScannerService:
         self._detector = detector or WhisperLanguageDetector(models)
         self._clock = clock
         self._probe_threads = probe_threads or min(4, os.cpu_count() or 1)
-        self._watcher_factory = watcher_factory
-        self._tz = tz
-        self._scheduler = Scheduler(
-            self._scheduled_scan, clock=clock, sleep=sleep, name="scheduled scans"
+        self._triggers = ScanTriggers(
+            self._settings,
+            save_state=self._save_state,
+            scan=self._background_scan,
+            check_file=self.check_file,
+            clock=clock,
+            sleep=sleep,
+            watcher_factory=watcher_factory,
+            tz=tz,
         )
-        self._fallback = Scheduler(
-            self._fallback_scan, clock=clock, sleep=sleep, name="fallback scans"
-        )
-        self._scheduler_config = SchedulerStart()
-        self._scheduler_enabled = False
-        self._watcher: LibraryWatcher | None = None
-        self._watcher_enabled = False
-        self._fallback_minutes = 360.0
         self._total_scans = 0
         self._last_scan_s: float | None = None
         self._scan_lock = asyncio.Lock()
-        self._rescan_pending = False
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._library: LibraryScanner | None = None
         self._store: ScannerStore | None = None
@@ -217,16 +161,11 @@ class ScannerService:
         state = await self._store.state()
         self._total_scans = int(state.get("total_scans", 0))
         self._last_scan_s = state.get("last_scan_s")
-        await self._resume(state)
+        await self._triggers.resume(state)
 
     async def close(self) -> None:
         """Stop the scheduler, the watcher and pending work; close the store."""
-        await self._scheduler.stop()
-        await self._fallback.stop()
-        await self._stop_watcher()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._triggers.close()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         if self._conn is not None:
@@ -245,20 +184,8 @@ class ScannerService:
             raise RuntimeError("ScannerService.start() was not awaited")
         return self._library
 
-    async def _resume(self, state: dict[str, Any]) -> None:
-        values = await self._settings.values()
-        if values.get("scanner_enabled"):
-            try:
-                config = _validated(SchedulerStart, state.get("scheduler"))
-                self._run_scheduler(config, values)
-            except TranscriptarrError as exc:
-                logger.error("cannot resume the scheduler: %s", exc.detail)
-        if values.get("watcher_enabled"):
-            try:
-                watcher = _validated(WatcherStart, state.get("watcher"))
-                await self._run_watcher(watcher, values)
-            except TranscriptarrError as exc:
-                logger.error("cannot resume the file watcher: %s", exc.detail)
+    async def _save_state(self, state: dict[str, Any]) -> None:
+        await self.store.set_state(state)
 
     # Scan rules -------------------------------------------------------------
 
@@ -275,7 +202,7 @@ class ScannerService:
 
     @ensure_started
     async def create_rule(self, body: ScanRuleCreate | dict[str, Any]) -> ScanRule:
-        rule = await self.store.insert_rule(_validated(ScanRuleCreate, body))
+        rule = await self.store.insert_rule(validated(ScanRuleCreate, body))
         logger.info("scan rule %d created name=%s", rule.id, rule.name)
         return rule
 
@@ -283,12 +210,12 @@ class ScannerService:
     async def update_rule(
         self, rule_id: int, body: ScanRuleUpdate | dict[str, Any]
     ) -> ScanRule:
-        update = _validated(ScanRuleUpdate, body)
+        update = validated(ScanRuleUpdate, body)
         current = await self.get_rule(rule_id)
         try:
             merged = update.apply(current.as_create())
         except ValidationError as exc:
-            raise _invalid(exc) from exc
+            raise invalid_input(exc) from exc
         return await self._replace_rule(rule_id, merged)
 
     @ensure_started
@@ -399,7 +326,7 @@ class ScannerService:
         info = await asyncio.to_thread(probe, path)
         return info.to_dict()
 
-    # Scheduler --------------------------------------------------------------
+    # Scheduler and watcher ------------------------------------------------
 
     @ensure_started
     async def start_scheduler(
@@ -410,55 +337,11 @@ class ScannerService:
         Returns:
             The message the REST API answers with.
         """
-        config = _validated(SchedulerStart, body)
-        values = await self._settings.values()
-        if config.paths:
-            scan_roots(config.paths, values)
-        if not config.enabled:
-            await self._scheduler.stop()
-            await self._save_scheduler(config, enabled=False)
-            return "Scheduler configuration saved; the scheduler is disabled"
-        schedule = self._run_scheduler(config, values)
-        await self._save_scheduler(config, enabled=True)
-        await self._fallback.stop()
-        return f"Scheduler started successfully ({schedule.describe()})"
+        return await self._triggers.start_scheduler(body)
 
     @ensure_started
     async def stop_scheduler(self) -> str:
-        await self._scheduler.stop()
-        await self._save_scheduler(self._scheduler_config, enabled=False)
-        self._ensure_fallback()
-        return "Scheduler stopped successfully"
-
-    def _run_scheduler(
-        self, config: SchedulerStart, values: dict[str, Any]
-    ) -> Schedule:
-        cron = config.cron_expression
-        interval = config.interval_minutes
-        if cron is None and interval is None:
-            cron = values.get("scanner_cron_expression") or None
-            interval = float(values.get("scanner_interval_minutes") or 0)
-        schedule = make_schedule(cron, interval, anchor_s=self._clock(), tz=self._tz)
-        self._scheduler.start(schedule)
-        self._scheduler_config = config
-        self._scheduler_enabled = True
-        return schedule
-
-    async def _save_scheduler(self, config: SchedulerStart, *, enabled: bool) -> None:
-        self._scheduler_config = config
-        self._scheduler_enabled = enabled
-        await self.store.set_state({"scheduler": config.model_dump()})
-        await self._set_setting("scanner_enabled", enabled)
-
-    async def _scheduled_scan(self) -> None:
-        config = self._scheduler_config
-        await self._background_scan(config.paths, config.recursive)
-
-    async def _fallback_scan(self) -> None:
-        if self._watcher is not None:
-            await self._background_scan(self._watcher.watched_paths, None)
-
-    # Watcher ----------------------------------------------------------------
+        return await self._triggers.stop_scheduler()
 
     @ensure_started
     async def start_watcher(
@@ -469,125 +352,29 @@ class ScannerService:
         Raises:
             InvalidInput: No paths given and no library paths configured.
         """
-        config = _validated(WatcherStart, body)
-        values = await self._settings.values()
-        if not config.enabled:
-            await self._stop_watcher()
-            await self._save_watcher(config, enabled=False)
-            return "File watcher configuration saved; the watcher is disabled"
-        await self._run_watcher(config, values)
-        await self._save_watcher(config, enabled=True)
-        return "File watcher started successfully"
+        return await self._triggers.start_watcher(body)
 
     @ensure_started
     async def stop_watcher(self) -> str:
-        await self._stop_watcher()
-        await self._save_watcher(None, enabled=False)
-        return "File watcher stopped successfully"
-
-    async def _run_watcher(self, config: WatcherStart, values: dict[str, Any]) -> None:
-        roots = scan_roots(config.paths, values)
-        recursive = config.recursive
-        if recursive is None:
-            recursive = bool(values.get("scanner_recursive", True))
-        await self._stop_watcher()
-        loop = asyncio.get_running_loop()
-
-        def on_file(path: Path) -> None:
-            loop.call_soon_threadsafe(self._on_new_file, path)
-
-        def on_overflow() -> None:
-            loop.call_soon_threadsafe(self._on_overflow)
-
-        watcher = self._watcher_factory(
-            roots,
-            extensions=normalise_extensions(values.get("media_extensions") or []),
-            stable_s=float(values.get("watcher_stable_s", 5)),
-            on_file=on_file,
-            on_overflow=on_overflow,
-            recursive=recursive,
-        )
-        self._fallback_minutes = float(values.get("scanner_interval_minutes") or 360)
-        # Set before the thread starts: its first events may reach this loop
-        # before the start returns.
-        self._watcher = watcher
-        await asyncio.to_thread(watcher.start)
-        self._watcher_enabled = True
-        self._ensure_fallback()
-
-    async def _stop_watcher(self) -> None:
-        watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            await asyncio.to_thread(watcher.stop)
-        await self._fallback.stop()
-
-    async def _save_watcher(
-        self, config: WatcherStart | None, *, enabled: bool
-    ) -> None:
-        self._watcher_enabled = enabled
-        if config is not None:
-            await self.store.set_state({"watcher": config.model_dump()})
-        await self._set_setting("watcher_enabled", enabled)
-
-    def _on_new_file(self, path: Path) -> None:
-        self._ensure_fallback()
-        self._spawn(self.check_file(str(path)))
-
-    def _on_overflow(self) -> None:
-        """Events were lost: rescan everything watched, once at a time."""
-        if self._rescan_pending or self._watcher is None:
-            return
-        self._rescan_pending = True
-        self._spawn(self._overflow_rescan(self._watcher.watched_paths))
-
-    async def _overflow_rescan(self, paths: list[str]) -> None:
-        try:
-            await self._background_scan(paths, None)
-        finally:
-            self._rescan_pending = False
-
-    def _ensure_fallback(self) -> None:
-        """Run periodic scans of the watched paths while some folders cannot be
-        watched and no scheduler runs."""
-        watcher = self._watcher
-        needed = (
-            watcher is not None
-            and watcher.watch_limit is not None
-            and not self._scheduler.running
-        )
-        if needed and not self._fallback.running:
-            schedule = IntervalSchedule(self._fallback_minutes, self._clock())
-            self._fallback.start(schedule)
-
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(_logged(work))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        return await self._triggers.stop_watcher()
 
     # Status -----------------------------------------------------------------
 
     @ensure_started
     async def status(self) -> dict[str, Any]:
         """``GET /api/scanner/status``."""
-        self._ensure_fallback()
-        watcher = self._watcher
-        warning = None
-        if watcher is not None:
-            limit = watcher.watch_limit
-            warning = limit.message() if limit is not None else watcher.error
+        triggers = self._triggers.status()
         return ScannerStatus(
-            scheduler_enabled=self._scheduler_enabled,
-            scheduler_running=self._scheduler.running,
-            next_scan_time=_iso(
-                self._scheduler.next_run_s or self._fallback.next_run_s
-            ),
-            watcher_enabled=self._watcher_enabled,
-            watcher_running=watcher is not None and watcher.running,
-            watched_paths=watcher.watched_paths if watcher is not None else [],
+            scheduler_enabled=triggers.scheduler_enabled,
+            scheduler_running=triggers.scheduler_running,
+            next_scan_time=_iso(triggers.next_run_s),
+            watcher_enabled=triggers.watcher_enabled,
+            watcher_running=triggers.watcher_running,
+            watched_paths=triggers.watched_paths,
             last_scan_time=_iso(self._last_scan_s),
             total_scans=self._total_scans,
             scan_in_progress=self._scan_lock.locked(),
-            watcher_warning=warning,
+            watcher_warning=triggers.watcher_warning,
         ).model_dump()
 
     @ensure_started
@@ -602,22 +389,3 @@ class ScannerService:
             "watcher_running",
         )
         return {key: status[key] for key in keys}
-
-    async def _set_setting(self, key: str, enabled: bool) -> None:
-        """Keep the ``scanner_enabled``/``watcher_enabled`` settings in step, so
-        whether each runs survives a restart."""
-        try:
-            await self._settings.update(key, "true" if enabled else "false")
-        except TranscriptarrError as exc:
-            logger.error("cannot record %s: %s", key, exc.detail)
-
-
-async def _logged(work: Coroutine[Any, Any, Any]) -> None:
-    try:
-        await work
-    except asyncio.CancelledError:
-        raise
-    except TranscriptarrError as exc:
-        logger.warning("background scan work failed: %s", exc.detail)
-    except Exception:
-        logger.exception("background scan work failed")

@@ -7,16 +7,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from transcriptarr.actors.scanner import (
-    ScannerStatus,
-    ScanRequest,
-    SchedulerStart,
-    WatcherStart,
-)
+from transcriptarr.actors.scanner import ScannerStatus, ScanRequest
 from transcriptarr.http.api import ApiRoutes
 from transcriptarr.http.routes.scan_rules import scanner
 from transcriptarr.library import ScanResult
 from transcriptarr.models import Message
+from transcriptarr.scan_triggers import SchedulerStart, WatcherStart
 
 routes = ApiRoutes(tag="Scanner")
 
