@@ -6,12 +6,14 @@ import asyncio
 import logging
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.clock import FakeClock
 from transcriptarr.actors.queue import JobBoard, QueuePolicy
 from transcriptarr.errors import Conflict, InvalidInput, LeaseLost, NotFound
 from transcriptarr.models import JobCreate, JobResult, JobStatus, ProgressReport
+from transcriptarr.store import db
 
 
 def create(name: str, **fields: object) -> JobCreate:
@@ -158,7 +160,14 @@ async def test_progress_renews_lease_and_is_written_behind(
     assert await board.progress(job.id, claimed.lease_id, report)
     clock.advance(25)
     assert await board.expire_leases() == 0  # renewed at 25 s, good until 55 s
-    await board.close()
+    assert (await board.get(job.id)).progress == 0  # not written through
+    await board.close()  # flushes what was written behind
+    writer = await db.connect(board._db_path, readonly=True)
+    async with writer.execute(
+        "SELECT progress, current_stage FROM jobs WHERE id = ?", (job.id,)
+    ) as cur:
+        assert tuple(await cur.fetchone()) == (42.5, "transcribing")
+    await writer.close()
     await board.start()
     stored = await board.get(job.id)
     assert stored.status is JobStatus.QUEUED  # a restart returns it to the queue
@@ -309,3 +318,36 @@ async def test_waiting_claim_of_a_released_worker_leases_nothing(
     job = await board.submit(create("a.mkv"))
     claimed = await asyncio.wait_for(live, timeout=5)
     assert claimed is not None and claimed.job.id == job.id
+
+
+async def test_cancel_racing_a_claim_leaves_every_other_job_claimable(
+    board: JobBoard,
+) -> None:
+    first = await board.submit(create("a.mkv"))
+    second = await board.submit(create("b.mkv"))
+    cancelled, claimed = await asyncio.gather(
+        board.cancel(first.id), board.claim("w1", timeout_s=0)
+    )
+    assert cancelled.status is JobStatus.CANCELLED
+    stats = await board.stats()
+    assert stats.cancelled == 1
+    assert stats.queued + stats.processing == 1
+    if claimed is None or claimed.job.id == first.id:
+        again = await board.claim("w2", timeout_s=0)
+        assert again is not None and again.job.id == second.id
+    assert (await board.stats()).processing == 1
+
+
+async def test_pages_as_json_carry_a_version_that_grows_with_changes(
+    board: JobBoard,
+) -> None:
+    version, body = await board.list_jobs_json(None, 1, 50)
+    assert orjson.loads(body) == {"jobs": [], "total": 0, "page": 1, "page_size": 50}
+    waiter = asyncio.create_task(board.wait_for_change(version, 5))
+    job = await board.submit(create("a.mkv"))
+    newer = await asyncio.wait_for(waiter, 5)
+    assert newer > version
+    _, body = await board.list_jobs_json(JobStatus.QUEUED, 1, 50)
+    page = orjson.loads(body)
+    assert page["total"] == 1 and page["jobs"][0]["id"] == job.id
+    assert await board.wait_for_change(newer, 0.01) == newer

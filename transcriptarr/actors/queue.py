@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 PROGRESS_FLUSH_INTERVAL_S = 1.0
+# How long a released worker's id is refused (longer than any claim's wait).
+RETIRED_WORKER_S = 120.0
 MAX_PAGE_SIZE = 500
 
 
@@ -97,13 +99,19 @@ class JobBoard:
         self._store: JobStore | None = None
         self._connections: list[Any] = []
         self._leases: dict[str, _Lease] = {}
-        self._retired_workers: set[str] = set()
+        # Worker id -> when it was released; see release_worker().
+        self._retired_workers: dict[str, float] = {}
+        # Held across each state transition's write and its in-memory effects,
+        # so a transition never reads a status another one is changing.
+        self._transitions = asyncio.Lock()
         self._progress: dict[str, tuple[str, ProgressReport]] = {}
         self._pending: list[_PendingSubmit] = []
         self._counts: dict[JobStatus, int] = dict.fromkeys(JobStatus, 0)
         self._work_available = asyncio.Condition()
         self._work_generation = 0
-        self._version = 0
+        # Starts from the clock so it still grows after Ray restarts the actor:
+        # front ends compare it with the version their cached pages carry.
+        self._version = time.time_ns() // 1_000_000
         self._changed = asyncio.Event()
         self._flush_wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -209,7 +217,8 @@ class JobBoard:
                 [(item.job_id, item.create) for item in batch],
                 max_retries=self._policy.max_retries,
             )
-        except StoreError as exc:
+        except Exception as exc:
+            # Every caller gets the error; the loop lives on for the next batch.
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -232,7 +241,11 @@ class JobBoard:
     async def claim(self, worker_id: str, timeout_s: float = 30.0) -> ClaimedJob | None:
         """Lease the next job, waiting up to ``timeout_s`` for one to arrive."""
         deadline = time.monotonic() + max(timeout_s, 0.0)
-        while worker_id not in self._retired_workers:
+        if self._is_retired(worker_id):
+            # A released worker's late long poll: wait it out, lease nothing.
+            await asyncio.sleep(max(timeout_s, 0.0))
+            return None
+        while not self._is_retired(worker_id):
             seen_generation = self._work_generation
             claimed = await self._try_claim(worker_id)
             if claimed is not None:
@@ -240,9 +253,9 @@ class JobBoard:
             remaining_s = deadline - time.monotonic()
             if remaining_s <= 0:
                 return None
-            if seen_generation != self._work_generation:
-                continue
             async with self._work_available:
+                if seen_generation != self._work_generation:
+                    continue
                 try:
                     await asyncio.wait_for(self._work_available.wait(), remaining_s)
                 except TimeoutError:
@@ -250,18 +263,19 @@ class JobBoard:
         return None
 
     async def _try_claim(self, worker_id: str) -> ClaimedJob | None:
-        if self._counts[JobStatus.QUEUED] <= 0 or worker_id in self._retired_workers:
+        if self._counts[JobStatus.QUEUED] <= 0 or self._is_retired(worker_id):
             return None
         lease_id = uuid.uuid4().hex
-        now_s = self._clock()
-        claimed = await self.store.claim_next(
-            worker_id, lease_id, now_s=now_s, lease_s=self._policy.lease_s
-        )
-        if claimed is None:
-            return None
-        expires_at_s = now_s + self._policy.lease_s
-        self._leases[claimed.job.id] = _Lease(lease_id, worker_id, expires_at_s)
-        self._move(JobStatus.QUEUED, JobStatus.PROCESSING)
+        async with self._transitions:
+            now_s = self._clock()
+            claimed = await self.store.claim_next(
+                worker_id, lease_id, now_s=now_s, lease_s=self._policy.lease_s
+            )
+            if claimed is None:
+                return None
+            expires_at_s = now_s + self._policy.lease_s
+            self._leases[claimed.job.id] = _Lease(lease_id, worker_id, expires_at_s)
+            self._move(JobStatus.QUEUED, JobStatus.PROCESSING)
         _log_transition(
             claimed.job,
             "started",
@@ -301,12 +315,13 @@ class JobBoard:
     ) -> Job:
         """Mark a job completed; rejected when the lease is not the caller's."""
         parsed = JobResult.model_validate(result)
-        self._progress.pop(job_id, None)
-        job = await self.store.complete(job_id, lease_id, parsed)
-        if job is None:
-            raise LeaseLost(f"Job {job_id} is no longer leased to this worker")
-        self._drop_lease(job_id)
-        self._move(JobStatus.PROCESSING, JobStatus.COMPLETED)
+        async with self._transitions:
+            self._progress.pop(job_id, None)
+            job = await self.store.complete(job_id, lease_id, parsed)
+            if job is None:
+                raise LeaseLost(f"Job {job_id} is no longer leased to this worker")
+            self._drop_lease(job_id)
+            self._move(JobStatus.PROCESSING, JobStatus.COMPLETED)
         _log_transition(
             job,
             "done",
@@ -334,7 +349,7 @@ class JobBoard:
         poll of a worker that died) answers None instead of leasing a job to
         nobody.
         """
-        self._retired_workers.add(worker_id)
+        self._retired_workers[worker_id] = time.monotonic()
         await self._announce_work(None)
         held = [
             (job_id, lease.lease_id)
@@ -352,6 +367,14 @@ class JobBoard:
         return released
 
     async def _end_attempt(
+        self, job_id: str, lease_id: str, error: str, *, transient: bool
+    ) -> Job:
+        async with self._transitions:
+            return await self._end_attempt_locked(
+                job_id, lease_id, error, transient=transient
+            )
+
+    async def _end_attempt_locked(
         self, job_id: str, lease_id: str, error: str, *, transient: bool
     ) -> Job:
         self._progress.pop(job_id, None)
@@ -387,19 +410,21 @@ class JobBoard:
     @ensure_started
     async def cancel(self, job_id: str) -> Job:
         """Cancel a queued or processing job; its worker is told to stop."""
-        before = await self.get(job_id)
-        if before.status.is_terminal:
-            raise InvalidInput(
-                f"Job {job_id} is already {before.status.value} and cannot be cancelled"
-            )
-        job = await self.store.cancel(job_id)
-        if job is None:
-            raise InvalidInput(f"Job {job_id} is already in a terminal state")
-        # Without its lease the holder's next progress report answers "stop",
-        # and its completion is refused.
-        self._drop_lease(job_id)
-        self._progress.pop(job_id, None)
-        self._move(before.status, JobStatus.CANCELLED)
+        async with self._transitions:
+            before = await self.get(job_id)
+            if before.status.is_terminal:
+                raise InvalidInput(
+                    f"Job {job_id} is already {before.status.value} and cannot be"
+                    " cancelled"
+                )
+            job = await self.store.cancel(job_id)
+            if job is None:
+                raise InvalidInput(f"Job {job_id} is already in a terminal state")
+            # Without its lease the holder's next progress report answers
+            # "stop", and its completion is refused.
+            self._drop_lease(job_id)
+            self._progress.pop(job_id, None)
+            self._move(before.status, JobStatus.CANCELLED)
         _log_transition(job, "cancelled")
         return job
 
@@ -412,26 +437,28 @@ class JobBoard:
     @ensure_started
     async def retry(self, job_id: str) -> Job:
         """Put a failed job back in the queue."""
-        before = await self.get(job_id)
-        if before.status is not JobStatus.FAILED:
-            raise InvalidInput(
-                f"Job {job_id} is {before.status.value}; only failed jobs can be"
-                " retried"
-            )
-        job = await self.store.retry(job_id)
-        if job is None:
-            raise InvalidInput(f"Job {job_id} is no longer failed")
-        self._move(JobStatus.FAILED, JobStatus.QUEUED)
+        async with self._transitions:
+            before = await self.get(job_id)
+            if before.status is not JobStatus.FAILED:
+                raise InvalidInput(
+                    f"Job {job_id} is {before.status.value}; only failed jobs can"
+                    " be retried"
+                )
+            job = await self.store.retry(job_id)
+            if job is None:
+                raise InvalidInput(f"Job {job_id} is no longer failed")
+            self._move(JobStatus.FAILED, JobStatus.QUEUED)
         _log_transition(job, "queued", retry="manual")
         await self._announce_work(1)
         return job
 
     @ensure_started
     async def clear_completed(self) -> int:
-        count = await self.store.clear_completed()
-        self._counts[JobStatus.COMPLETED] = max(
-            self._counts[JobStatus.COMPLETED] - count, 0
-        )
+        async with self._transitions:
+            count = await self.store.clear_completed()
+            self._counts[JobStatus.COMPLETED] = max(
+                self._counts[JobStatus.COMPLETED] - count, 0
+            )
         self._mark_changed()
         logger.info("cleared %d completed jobs", count)
         return count
@@ -529,7 +556,7 @@ class JobBoard:
             await asyncio.sleep(PROGRESS_FLUSH_INTERVAL_S)
             try:
                 await self._flush_progress()
-            except StoreError:
+            except Exception:
                 logger.exception("cannot write progress; will try again")
 
     async def _flush_progress(self) -> None:
@@ -546,7 +573,10 @@ class JobBoard:
     async def _lease_loop(self) -> None:
         while True:
             await asyncio.sleep(min(self._policy.lease_s / 4, 5.0))
-            await self.expire_leases()
+            try:
+                await self.expire_leases()
+            except Exception:
+                logger.exception("cannot expire leases; will try again")
 
     @ensure_started
     async def expire_leases(self) -> int:
@@ -594,11 +624,27 @@ class JobBoard:
         leave the job for nobody, so from then on everyone is woken.
         """
         self._work_generation += 1
+        for worker_id in list(self._retired_workers):
+            self._is_retired(worker_id)  # forgets the ones past their time
         async with self._work_available:
             if count is None or self._retired_workers:
                 self._work_available.notify_all()
             else:
                 self._work_available.notify(count)
+
+    def _is_retired(self, worker_id: str) -> bool:
+        """Whether ``worker_id`` was released in the last RETIRED_WORKER_S.
+
+        Long enough for any claim the gone worker left waiting to run out;
+        a pool that starts again may then reuse the id.
+        """
+        released_at_s = self._retired_workers.get(worker_id)
+        if released_at_s is None:
+            return False
+        if time.monotonic() - released_at_s < RETIRED_WORKER_S:
+            return True
+        del self._retired_workers[worker_id]
+        return False
 
     def _drop_lease(self, job_id: str) -> None:
         self._leases.pop(job_id, None)

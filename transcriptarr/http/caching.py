@@ -45,6 +45,12 @@ class _Page:
     fetched_at_s: float
 
 
+def _log_failed_read(task: asyncio.Task[bytes]) -> None:
+    """Retrieve the error of a background refresh nobody awaited."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("refreshing a job page failed: %s", task.exception())
+
+
 class PageCache:
     """Pages of ``GET /api/jobs``; see the module docstring."""
 
@@ -91,6 +97,7 @@ class PageCache:
         running = self._reads.get(key)
         if running is None:
             running = asyncio.create_task(self._read_and_keep(key, fetch))
+            running.add_done_callback(_log_failed_read)
             self._reads[key] = running
         return running
 

@@ -46,6 +46,7 @@ from aiohttp.typedefs import Handler, Middleware
 from transcriptarr.errors import PayloadTooLarge, TranscriptarrError, Unauthorized
 from transcriptarr.http.api import json_response
 from transcriptarr.http.context import services
+from transcriptarr.paths import AllowedRoots
 
 logger = logging.getLogger(__name__)
 
@@ -364,3 +365,14 @@ def _redact_pair(pair: str) -> str:
     if equals and unquote_plus(name).strip().lower() in _SECRET_QUERY_NAMES:
         return f"{name}={REDACTED}"
     return pair
+
+
+async def allowed_roots(request: web.Request) -> AllowedRoots:
+    """The folders request paths may reach (the ``filesystem_roots`` setting)."""
+    values = await cached_settings_values(request)
+    configured = values.get("filesystem_roots") or []
+    if isinstance(configured, str):
+        configured = configured.split(",")
+    entries = [entry.strip() for entry in configured if isinstance(entry, str)]
+    # Resolving the roots touches the disk: off the event loop.
+    return await asyncio.to_thread(AllowedRoots.from_setting, entries)

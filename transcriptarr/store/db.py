@@ -64,10 +64,13 @@ async def write_transaction(conn: aiosqlite.Connection) -> AsyncIterator[None]:
         await conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            await conn.execute("COMMIT")
         except BaseException:
-            await conn.execute("ROLLBACK")
+            # Also after a failed COMMIT: the connection must not stay inside
+            # a transaction that every later BEGIN would trip over.
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
             raise
-        await conn.execute("COMMIT")
 
 
 async def ping(conn: aiosqlite.Connection) -> None:

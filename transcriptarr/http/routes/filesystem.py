@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from transcriptarr import paths
 from transcriptarr.http.api import ApiRoutes
-from transcriptarr.http.context import services
-from transcriptarr.paths import AllowedRoots, DirectoryListing, FilesystemItem
+from transcriptarr.http.security import allowed_roots
+from transcriptarr.paths import DirectoryListing, FilesystemItem
 
 routes = ApiRoutes(tag="Filesystem")
 
@@ -26,15 +25,6 @@ class BrowseQuery(BaseModel):
     )
 
 
-async def _allowed_roots(request: web.Request) -> AllowedRoots:
-    values: dict[str, Any] = await services(request).settings.values()
-    configured = values.get("filesystem_roots") or []
-    if isinstance(configured, str):
-        configured = configured.split(",")
-    entries = [entry.strip() for entry in configured if isinstance(entry, str)]
-    return await asyncio.to_thread(AllowedRoots.from_setting, entries)
-
-
 @routes.get(
     "/api/filesystem/browse",
     summary="List the directories inside one directory",
@@ -47,7 +37,7 @@ async def _allowed_roots(request: web.Request) -> AllowedRoots:
     },
 )
 async def browse(request: web.Request, *, query: BrowseQuery) -> DirectoryListing:
-    roots = await _allowed_roots(request)
+    roots = await allowed_roots(request)
     raw_path = query.path or roots.default_start()
     return await asyncio.to_thread(paths.browse, raw_path, roots)
 
@@ -58,5 +48,5 @@ async def browse(request: web.Request, *, query: BrowseQuery) -> DirectoryListin
     response=list[FilesystemItem],
 )
 async def common_paths(request: web.Request) -> list[FilesystemItem]:
-    roots = await _allowed_roots(request)
+    roots = await allowed_roots(request)
     return await asyncio.to_thread(paths.common_paths, roots)

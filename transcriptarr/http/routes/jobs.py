@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from aiohttp import web
 from pydantic import BaseModel, Field
 
 from transcriptarr.http.api import ApiRoutes, JsonBytes
 from transcriptarr.http.context import page_cache, services, submitter
-from transcriptarr.http.security import cached_settings_values
+from transcriptarr.http.security import allowed_roots
 from transcriptarr.models import (
     Job,
     JobCreate,
@@ -16,7 +19,7 @@ from transcriptarr.models import (
     Message,
     QueueStats,
 )
-from transcriptarr.paths import AllowedRoots, resolve_confined
+from transcriptarr.paths import resolve_confined
 
 routes = ApiRoutes(tag="Jobs")
 
@@ -82,11 +85,15 @@ async def get_job(request: web.Request, *, path: JobPath) -> Job:
     },
 )
 async def create_job(request: web.Request, *, body: JobCreate) -> Job:
-    values = await cached_settings_values(request)
-    roots = AllowedRoots.from_setting(values["filesystem_roots"])
-    resolved = resolve_confined(body.file_path, roots)
-    confined = body.model_copy(update={"file_path": str(resolved)})
-    job = await submitter(request).submit(confined)
+    roots = await allowed_roots(request)
+    # The check is on the resolved path (realpath touches the disk: off the
+    # loop); the job keeps the path as the library names it, so the subtitle
+    # lands beside the name the media server knows, symlink or not.
+    await asyncio.to_thread(resolve_confined, body.file_path, roots)
+    # normpath is lexical (no disk access): "a/../b" and "a/b" dedupe as one.
+    lexical = os.path.normpath(body.file_path)  # noqa: ASYNC240
+    named = body.model_copy(update={"file_path": lexical})
+    job = await submitter(request).submit(named)
     page_cache(request).invalidate()
     return job
 
