@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from transcriptarr.actors.proxy import ActorProxy
-from transcriptarr.actors.worker import WorkerState, WorkerStatus, WorkerType
+from transcriptarr.actors.worker_types import WorkerState, WorkerStatus, WorkerType
 from transcriptarr.catalog import DEFAULTS_BY_KEY
 from transcriptarr.errors import InvalidInput, NotFound
 from transcriptarr.library import resolve_request_path

@@ -23,12 +23,9 @@ from transcriptarr.errors import JobCancelled, ModelUnavailable, TranscriptionEr
 from transcriptarr.media.audio import decode_audio
 from transcriptarr.models import TaskKind
 from transcriptarr.transcription.cues import format_srt, wrap_lines
-from transcriptarr.transcription.engine import (
-    DeviceFailure,
-    ModelKey,
-    TranscriptionResult,
-    WhisperEngine,
-)
+from transcriptarr.transcription.engine import TranscriptionResult, WhisperEngine
+from transcriptarr.transcription.failures import DeviceFailure
+from transcriptarr.transcription.model_cache import ModelKey
 from transcriptarr.transcription.presets import ModelChoice, resolve_preset
 
 pytestmark = pytest.mark.integration

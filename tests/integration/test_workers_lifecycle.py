@@ -25,7 +25,7 @@ from tests.integration.conftest import (
     srt_text,
     word_error_rate,
 )
-from transcriptarr.actors.worker import WorkerStatus
+from transcriptarr.actors.worker_types import WorkerStatus
 from transcriptarr.media.subtitles import TEMP_SUFFIX
 from transcriptarr.models import Job, JobStage, JobStatus
 

@@ -25,7 +25,7 @@ from transcriptarr.actors.proxy import ActorProxy
 from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.scanner import ScannerService
 from transcriptarr.actors.settings import SettingsService
-from transcriptarr.actors.worker import WorkerState, WorkerStatus, WorkerType
+from transcriptarr.actors.worker_types import WorkerState, WorkerStatus, WorkerType
 from transcriptarr.http.app import create_app
 from transcriptarr.http.context import Services
 from transcriptarr.http.security import RedactingAccessLogger

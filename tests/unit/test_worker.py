@@ -19,19 +19,12 @@ from typing import Any
 
 import pytest
 
+from transcriptarr.actors.failure_policy import Disposition, classify, error_text
 from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.settings import SettingsService
-from transcriptarr.actors.worker import (
-    Disposition,
-    Worker,
-    WorkerSpec,
-    WorkerState,
-    WorkerType,
-    classify,
-    error_text,
-    gpu_memory_used_mb,
-    pipeline_choice,
-)
+from transcriptarr.actors.worker import Worker
+from transcriptarr.actors.worker_device import gpu_memory_used_mb, pipeline_choice
+from transcriptarr.actors.worker_types import WorkerSpec, WorkerState, WorkerType
 from transcriptarr.errors import (
     InvalidInput,
     JobCancelled,
@@ -44,12 +37,10 @@ from transcriptarr.errors import (
 from transcriptarr.media.subtitles import write_subtitle_atomic
 from transcriptarr.models import Job, JobCreate, JobStage, JobStatus, TaskKind
 from transcriptarr.transcription.cues import Cue
-from transcriptarr.transcription.engine import (
-    DeviceFailure,
-    ModelKey,
-    TranscriptionResult,
-)
+from transcriptarr.transcription.engine import TranscriptionResult
+from transcriptarr.transcription.failures import DeviceFailure
 from transcriptarr.transcription.job import NO_SPEECH_NOTE
+from transcriptarr.transcription.model_cache import ModelKey
 from transcriptarr.transcription.presets import ModelChoice
 
 MEDIA = Path(__file__).parent.parent / "fixtures" / "media"

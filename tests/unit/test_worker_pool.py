@@ -28,7 +28,7 @@ from transcriptarr.actors.placement import (
 from transcriptarr.actors.pool import WorkerPool
 from transcriptarr.actors.queue import JobBoard
 from transcriptarr.actors.settings import SettingsService
-from transcriptarr.actors.worker import (
+from transcriptarr.actors.worker_types import (
     WorkerSpec,
     WorkerState,
     WorkerStatus,

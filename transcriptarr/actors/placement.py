@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import ray
 
-from transcriptarr.actors.worker import Worker, WorkerSpec, WorkerType
+from transcriptarr.actors.worker import Worker
+from transcriptarr.actors.worker_types import WorkerSpec, WorkerType
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from transcriptarr.actors.placement import (
     shortage_reason,
 )
 from transcriptarr.actors.proxy import ActorProxy, resolve_actor
-from transcriptarr.actors.worker import (
+from transcriptarr.actors.worker_types import (
     WorkerSpec,
     WorkerState,
     WorkerStatus,

@@ -14,39 +14,39 @@ whose thread does not stop within :data:`CANCEL_GRACE_S`.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
 from ray.exceptions import RayTaskError
 
+from transcriptarr.actors.failure_policy import Disposition, classify, error_text
 from transcriptarr.actors.proxy import ActorProxy
-from transcriptarr.errors import (
-    JobCancelled,
-    LeaseLost,
-    TranscriptarrError,
-    TransientError,
+from transcriptarr.actors.worker_device import (
+    gpu_memory_used_mb,
+    pipeline_choice,
+    whisper_engine,
 )
+from transcriptarr.actors.worker_types import (
+    WorkerSpec,
+    WorkerState,
+    WorkerStatus,
+    WorkerType,
+)
+from transcriptarr.errors import JobCancelled, LeaseLost, TranscriptarrError
 from transcriptarr.models import (
     ClaimedJob,
     JobResult,
     JobStage,
     ProgressReport,
 )
-from transcriptarr.transcription.engine import (
-    DeviceFailure,
-    TranscriptionEngine,
-    WhisperEngine,
-)
+from transcriptarr.transcription.engine import TranscriptionEngine
 from transcriptarr.transcription.job import JobOutcome, OutputOptions, run_job
-from transcriptarr.transcription.presets import Device, ModelChoice, resolve_preset
+from transcriptarr.transcription.presets import ModelChoice, resolve_preset
 
 logger = logging.getLogger(__name__)
 
@@ -59,164 +59,9 @@ CANCEL_GRACE_S = 3.0
 # Pause after the board or the settings could not be reached.
 RETRY_AFTER_ERROR_S = 2.0
 EXIT_CODE_RESTART = 3
-BYTES_PER_MIB = 1024 * 1024
 
-EngineFactory = Callable[["WorkerSpec"], TranscriptionEngine]
+EngineFactory = Callable[[WorkerSpec], TranscriptionEngine]
 ExitProcess = Callable[[int], None]
-
-
-class WorkerType(enum.StrEnum):
-    CPU = "cpu"
-    GPU = "gpu"
-
-
-class WorkerState(enum.StrEnum):
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-    ERROR = "error"
-
-
-class WorkerStatus(BaseModel):
-    """One worker as ``GET /api/workers`` lists it."""
-
-    worker_id: str
-    worker_type: WorkerType
-    device_id: int | None
-    status: WorkerState
-    current_job_id: str | None
-    jobs_completed: int
-    jobs_failed: int
-    uptime_seconds: float
-    current_job_progress: float | None
-    current_job_eta: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerSpec:
-    """What a worker is: its id, its device and what it reserves."""
-
-    worker_id: str
-    worker_type: WorkerType
-    device_id: int | None = None
-    cpu_threads: int = 1
-    gpu_fraction: float = 0.5
-    models_dir: Path = Path("models")
-
-    @property
-    def device(self) -> Device:
-        return "cuda" if self.worker_type is WorkerType.GPU else "cpu"
-
-    @property
-    def device_index(self) -> int:
-        return self.device_id or 0
-
-    @property
-    def device_name(self) -> str:
-        """``cpu`` or ``cuda:<device id>``, as job records show it."""
-        if self.worker_type is WorkerType.CPU:
-            return "cpu"
-        return f"cuda:{self.device_index}"
-
-
-class Disposition(enum.Enum):
-    """What a worker does with a job that raised."""
-
-    STOP = "stop"
-    FAIL = "fail"
-    RETRY = "retry"
-    RETRY_AND_EXIT = "retry_and_exit"
-
-
-def classify(exc: BaseException) -> Disposition:
-    """Decide the fate of a job from the exception that ended it.
-
-    A cancel stops quietly; a GPU failure goes back to the queue and ends the
-    process; a transient error or an unexpected one is retried with backoff;
-    any other error of our tree (bad media, no model, impossible target)
-    fails the job at once.
-    """
-    if isinstance(exc, JobCancelled):
-        return Disposition.STOP
-    if isinstance(exc, DeviceFailure):
-        return Disposition.RETRY_AND_EXIT
-    if isinstance(exc, TransientError):
-        return Disposition.RETRY
-    if isinstance(exc, TranscriptarrError):
-        return Disposition.FAIL
-    return Disposition.RETRY
-
-
-def error_text(exc: BaseException) -> str:
-    """The error a job record keeps."""
-    if isinstance(exc, TranscriptarrError):
-        return exc.detail
-    return f"{type(exc).__name__}: {exc}"
-
-
-def pipeline_choice(choice: ModelChoice, spec: WorkerSpec) -> ModelChoice:
-    """Use faster-whisper's sequential pipeline on one-thread CPU workers.
-
-    With one thread the batched pipeline is no faster (see
-    ``benchmarks/batched_vs_sequential.py --threads 1``) while its batches of
-    30 s windows leave the engine no point to notice a cancel for tens of
-    seconds; the sequential pipeline stops after any window.
-    """
-    if spec.worker_type is WorkerType.CPU and spec.cpu_threads < 2:
-        return replace(choice, batch_size=0)
-    return choice
-
-
-def whisper_engine(spec: WorkerSpec) -> TranscriptionEngine:
-    """The production engine of a worker."""
-    return WhisperEngine(
-        device=spec.device,
-        device_index=spec.device_index,
-        cpu_threads=spec.cpu_threads if spec.device == "cpu" else 0,
-        models_dir=spec.models_dir,
-    )
-
-
-def gpu_memory_used_mb(pid: int, device_index: int, nvml: Any = None) -> int | None:
-    """MiB of GPU memory that process ``pid`` holds on a device, read by NVML.
-
-    Args:
-        pid: The process.
-        device_index: The NVML index of the GPU.
-        nvml: The ``pynvml`` module, or a fake of it in tests.
-
-    Returns:
-        The memory, or None when NVML is missing or does not list the process
-        (as inside some containers, whose PIDs NVML does not see).
-    """
-    nvml = nvml if nvml is not None else _import_nvml()
-    if nvml is None:
-        return None
-    try:
-        nvml.nvmlInit()
-    except nvml.NVMLError:
-        return None
-    try:
-        handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
-        for process in nvml.nvmlDeviceGetComputeRunningProcesses(handle):
-            used_bytes = getattr(process, "usedGpuMemory", None)
-            if process.pid == pid and used_bytes is not None:
-                return int(used_bytes) // BYTES_PER_MIB
-    except nvml.NVMLError as exc:
-        logger.debug("NVML cannot read GPU memory: %s", exc)
-    finally:
-        nvml.nvmlShutdown()
-    return None
-
-
-def _import_nvml() -> Any:
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    return pynvml
 
 
 @dataclass(slots=True)

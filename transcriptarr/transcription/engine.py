@@ -1,71 +1,48 @@
 """The transcription engine: audio in, subtitle cues out, on faster-whisper.
 
 One ``WhisperEngine`` lives in each worker process. It keeps the models it has
-loaded, keyed by model, compute type and device, until they sit idle too long.
-A job decides its language and task before any decoding starts, so a request
-Whisper cannot serve fails in seconds rather than after an hour of work.
+loaded in a :mod:`~transcriptarr.transcription.model_cache` and settles a job's
+language and task (:mod:`~transcriptarr.transcription.language`) before any
+decoding starts; this module decodes, follows progress and builds the cues.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
-import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper import BatchedInferencePipeline
 from faster_whisper.vad import VadOptions, get_speech_timestamps
 
-from transcriptarr.errors import (
-    JobCancelled,
-    ModelUnavailable,
-    TranscriptarrError,
-    TranscriptionError,
-)
+from transcriptarr.errors import JobCancelled, TranscriptarrError, TranscriptionError
 from transcriptarr.media import languages
 from transcriptarr.models import TaskKind
-from transcriptarr.transcription import catalog
 from transcriptarr.transcription.cues import Cue, Segment, build_cues, from_whisper
+from transcriptarr.transcription.failures import translate_error
+from transcriptarr.transcription.language import (
+    LanguagePlan,
+    given_language,
+    language_sample,
+    plan_task,
+)
+from transcriptarr.transcription.model_cache import LoadedModel, ModelCache, ModelKey
 from transcriptarr.transcription.presets import Device, ModelChoice
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16_000
-ENGLISH = "eng"
 _WINDOW_S = 30.0
-_DEVICE_ERROR = re.compile(r"cuda|cublas|cudnn|nccl", re.IGNORECASE)
-_OUT_OF_MEMORY = re.compile(r"out of memory", re.IGNORECASE)
 
 Audio = npt.NDArray[np.float32]
 ProgressCallback = Callable[[float, float | None], None]
 StopCheck = Callable[[], bool]
-
-
-class DeviceFailure(TranscriptionError):
-    """The GPU failed (CUDA error, out of memory); the worker should exit.
-
-    A CUDA context that has seen such an error is not trustworthy for the rest
-    of the process, so the job goes back to the queue and the worker restarts.
-    """
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ModelKey:
-    """What identifies a loaded model."""
-
-    model_name: str
-    compute_type: str
-    device: str
-    device_index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,25 +95,6 @@ class TranscriptionEngine(Protocol):
         """Free the models unused for ``max_idle_s``; return what was freed."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """The language of the audio and the task that yields the target."""
-
-    language: str
-    whisper_code: str
-    task: TaskKind
-    detected: bool = False
-    probability: float | None = None
-
-
-@dataclass(slots=True)
-class _Loaded:
-    model: Any
-    last_used_s: float
-    batched: Any | None = None
-    in_use: int = field(default=0)
-
-
 def _ignore_progress(percent: float, eta_s: float | None) -> None:
     del percent, eta_s
 
@@ -169,9 +127,13 @@ class WhisperEngine(TranscriptionEngine):
         self.device_index = device_index
         self.cpu_threads = cpu_threads
         self.models_dir = models_dir
-        self._clock = clock
-        self._models: dict[ModelKey, _Loaded] = {}
-        self._lock = threading.Lock()
+        self._cache = ModelCache(
+            device=device,
+            device_index=device_index,
+            cpu_threads=cpu_threads,
+            models_dir=models_dir,
+            clock=clock,
+        )
 
     @property
     def device_name(self) -> str:
@@ -185,12 +147,11 @@ class WhisperEngine(TranscriptionEngine):
             ModelUnavailable: the model's files cannot be found or loaded.
             DeviceFailure: the GPU failed while loading.
         """
-        with self._borrow(choice):
+        with self._cache.borrow(choice):
             pass
 
     def loaded_models(self) -> list[ModelKey]:
-        with self._lock:
-            return sorted(self._models)
+        return self._cache.keys()
 
     def unload_idle(
         self, max_idle_s: float, now: float | None = None
@@ -204,21 +165,7 @@ class WhisperEngine(TranscriptionEngine):
         Returns:
             The keys of the models that were unloaded.
         """
-        now_s = self._clock() if now is None else now
-        with self._lock:
-            idle = [
-                key
-                for key, loaded in self._models.items()
-                if loaded.in_use == 0 and now_s - loaded.last_used_s >= max_idle_s
-            ]
-            for key in idle:
-                del self._models[key]
-        if idle:
-            gc.collect()
-            logger.info(
-                "Unloaded idle models: %s", ", ".join(k.model_name for k in idle)
-            )
-        return idle
+        return self._cache.unload_idle(max_idle_s, now)
 
     def transcribe(
         self,
@@ -254,62 +201,9 @@ class WhisperEngine(TranscriptionEngine):
         samples = _as_samples(audio)
         target = languages.normalise(target_lang, field="target_lang")
         _stop_if_asked(should_stop)
-        with self._borrow(choice) as loaded:
+        with self._cache.borrow(choice) as loaded:
             job = _Job(self, loaded, choice, samples, on_progress, should_stop)
             return job.run(source_lang, target)
-
-    @contextmanager
-    def _borrow(self, choice: ModelChoice) -> Iterator[_Loaded]:
-        """The loaded model of ``choice``, safe from unloading while in use."""
-        key = ModelKey(
-            choice.model_name, choice.compute_type, self.device, self.device_index
-        )
-        with self._lock:
-            loaded = self._models.get(key)
-        if loaded is None:
-            loaded = self._load(key)
-        with self._lock:
-            loaded.in_use += 1
-        try:
-            yield loaded
-        except DeviceFailure:
-            self._drop_all()
-            raise
-        finally:
-            with self._lock:
-                loaded.in_use -= 1
-                loaded.last_used_s = self._clock()
-
-    def _load(self, key: ModelKey) -> _Loaded:
-        path = catalog.resolve_model(key.model_name, self.models_dir)
-        started_s = time.perf_counter()
-        try:
-            model = WhisperModel(
-                str(path),
-                device=key.device,
-                device_index=key.device_index,
-                compute_type=key.compute_type,
-                cpu_threads=self.cpu_threads,
-                local_files_only=True,
-            )
-        except Exception as exc:
-            context = f"Cannot load model {key.model_name} ({key.compute_type})"
-            raise _translate(exc, context, self.device, ModelUnavailable) from exc
-        logger.info(
-            "Loaded model %s (%s) on %s in %.1f s",
-            key.model_name,
-            key.compute_type,
-            self.device_name,
-            time.perf_counter() - started_s,
-        )
-        with self._lock:
-            # Another thread may have loaded it meanwhile; keep one copy.
-            return self._models.setdefault(key, _Loaded(model, self._clock()))
-
-    def _drop_all(self) -> None:
-        with self._lock:
-            self._models.clear()
-        gc.collect()
 
 
 class _Job:
@@ -318,7 +212,7 @@ class _Job:
     def __init__(
         self,
         engine: WhisperEngine,
-        loaded: _Loaded,
+        loaded: LoadedModel,
         choice: ModelChoice,
         samples: Audio,
         on_progress: ProgressCallback,
@@ -334,8 +228,12 @@ class _Job:
         self.should_stop = should_stop
 
     def run(self, source_lang: str | None, target: str) -> TranscriptionResult:
-        given = self._given_language(source_lang)
-        plan = _plan(given, target) if given is not None else None
+        given = given_language(
+            source_lang,
+            multilingual=self.model.model.is_multilingual,
+            model_name=self.choice.model_name,
+        )
+        plan = plan_task(given, target) if given is not None else None
 
         speech = self._speech_chunks()
         if speech is not None and not speech:
@@ -348,27 +246,6 @@ class _Job:
         segments = self._follow(self._decode(plan))
         return self._result(build_cues(segments), plan)
 
-    def _given_language(self, source_lang: str | None) -> str | None:
-        """The stated audio language, or None to detect it."""
-        if not self.model.model.is_multilingual:
-            if (
-                source_lang is not None
-                and languages.to_iso639_2(source_lang) != ENGLISH
-            ):
-                raise TranscriptionError(
-                    f"Model {self.choice.model_name} understands English only; "
-                    f"choose a multilingual model for {source_lang} audio"
-                )
-            return ENGLISH
-        if source_lang is None:
-            return None
-        if languages.to_whisper(source_lang) is None:
-            logger.warning(
-                "Whisper lacks language %r; detecting it instead", source_lang
-            )
-            return None
-        return languages.normalise(source_lang, field="source_lang")
-
     def _speech_chunks(self) -> list[dict[str, int]] | None:
         """Where the speech is (VAD), or None when VAD is off."""
         if not self.choice.vad_filter:
@@ -376,8 +253,10 @@ class _Job:
         chunks: list[dict[str, int]] = get_speech_timestamps(self.samples, VadOptions())
         return chunks
 
-    def _detect(self, speech: list[dict[str, int]] | None, target: str) -> _Plan:
-        sample = _language_sample(self.samples, speech, self.choice)
+    def _detect(self, speech: list[dict[str, int]] | None, target: str) -> LanguagePlan:
+        sample = language_sample(
+            self.samples, speech, self.choice, sample_rate=SAMPLE_RATE
+        )
         windows = max(1, math.ceil(self.choice.language_sample_length_s / _WINDOW_S))
         try:
             code, probability, _ = self.model.detect_language(
@@ -389,12 +268,12 @@ class _Job:
         if language is None:
             raise TranscriptionError(f"Whisper detected an unknown language {code!r}")
         logger.info("Detected language %s (p=%.2f)", language, probability)
-        plan = _plan(language, target)
-        return _Plan(
+        plan = plan_task(language, target)
+        return LanguagePlan(
             plan.language, plan.whisper_code, plan.task, True, float(probability)
         )
 
-    def _decode(self, plan: _Plan) -> Iterator[Any]:
+    def _decode(self, plan: LanguagePlan) -> Iterator[Any]:
         options: dict[str, Any] = {
             "language": plan.whisper_code,
             "task": plan.task.value,
@@ -441,7 +320,7 @@ class _Job:
         return collected
 
     def _failure(self, exc: Exception, context: str) -> TranscriptarrError:
-        return _translate(exc, context, self.engine.device, TranscriptionError)
+        return translate_error(exc, context, self.engine.device, TranscriptionError)
 
     def _report(self, reached_s: float, elapsed_s: float) -> None:
         fraction = (
@@ -450,7 +329,9 @@ class _Job:
         eta_s = elapsed_s * (1 - fraction) / fraction if fraction > 0 else None
         self.on_progress(fraction * 100, eta_s)
 
-    def _result(self, cues: list[Cue], plan: _Plan | None) -> TranscriptionResult:
+    def _result(
+        self, cues: list[Cue], plan: LanguagePlan | None
+    ) -> TranscriptionResult:
         return TranscriptionResult(
             cues=cues,
             language=plan.language if plan else None,
@@ -461,73 +342,6 @@ class _Job:
             model_name=self.choice.model_name,
             device=self.engine.device_name,
         )
-
-
-def _plan(language: str, target: str) -> _Plan:
-    """Choose the task that turns ``language`` audio into ``target`` cues.
-
-    Raises:
-        TranscriptionError: Whisper translates only into English.
-    """
-    whisper_code = languages.to_whisper(language)
-    if whisper_code is None:
-        raise TranscriptionError(f"Whisper cannot transcribe {_name(language)}")
-    if language == target:
-        return _Plan(language, whisper_code, TaskKind.TRANSCRIBE)
-    if target == ENGLISH:
-        return _Plan(language, whisper_code, TaskKind.TRANSLATE)
-    choices = " or ".join(dict.fromkeys([language, ENGLISH]))
-    raise TranscriptionError(
-        f"Translation to {_name(target)} is not available yet: the audio is in "
-        f"{_name(language)} and Whisper translates only into English; "
-        f"ask for {choices} subtitles"
-    )
-
-
-def _translate(
-    exc: Exception,
-    context: str,
-    device: Device,
-    fallback: type[TranscriptarrError],
-) -> TranscriptarrError:
-    """Turn a CTranslate2 / faster-whisper error into one of our tree."""
-    text = str(exc)
-    if device == "cuda" and (_DEVICE_ERROR.search(text) or _OUT_OF_MEMORY.search(text)):
-        return DeviceFailure(f"{context}: GPU failure: {text}")
-    return fallback(f"{context}: {text}")
-
-
-def _name(code: str) -> str:
-    name = languages.english_name(code)
-    return name.title() if name else code
-
-
-def _language_sample(
-    samples: Audio, speech: list[dict[str, int]] | None, choice: ModelChoice
-) -> Audio:
-    """The stretch of speech language detection listens to.
-
-    It starts ``language_sample_offset_s`` into the speech, past an intro,
-    or as late as the speech allows when it is shorter. Only the sample is
-    copied, never the whole speech of a film.
-    """
-    chunks = speech or [{"start": 0, "end": len(samples)}]
-    speech_samples = sum(chunk["end"] - chunk["start"] for chunk in chunks)
-    wanted = int(choice.language_sample_length_s * SAMPLE_RATE)
-    offset = int(choice.language_sample_offset_s * SAMPLE_RATE)
-    skip = min(offset, max(speech_samples - wanted, 0))
-
-    pieces: list[Audio] = []
-    for chunk in chunks:
-        start, end = chunk["start"] + skip, chunk["end"]
-        skip = max(start - end, 0)
-        if start >= end:
-            continue
-        pieces.append(samples[start : min(end, start + wanted)])
-        wanted -= len(pieces[-1])
-        if wanted <= 0:
-            break
-    return np.concatenate(pieces) if pieces else samples[:0]
 
 
 def _windows(duration_s: float) -> list[dict[str, float]]:

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from transcriptarr.actors.pool import PoolStats
 from transcriptarr.actors.proxy import ActorProxy
-from transcriptarr.actors.worker import WorkerStatus, WorkerType
+from transcriptarr.actors.worker_types import WorkerStatus, WorkerType
 from transcriptarr.errors import InvalidInput, Unavailable
 from transcriptarr.http.api import ApiRoutes
 from transcriptarr.http.context import services
