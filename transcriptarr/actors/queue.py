@@ -429,12 +429,6 @@ class JobBoard:
         return job
 
     @ensure_started
-    async def should_stop(self, job_id: str, lease_id: str) -> bool:
-        """Whether the holder of ``lease_id`` must stop working on the job."""
-        lease = self._leases.get(job_id)
-        return lease is None or lease.lease_id != lease_id
-
-    @ensure_started
     async def retry(self, job_id: str) -> Job:
         """Put a failed job back in the queue."""
         async with self._transitions:
@@ -471,10 +465,6 @@ class JobBoard:
         if job is None:
             raise NotFound(f"Job {job_id} not found")
         return job
-
-    @ensure_started
-    async def find_active(self, file_path: str, target_lang: str) -> Job | None:
-        return await self.store.find_active(file_path, target_lang)
 
     @ensure_started
     async def list_jobs(

@@ -316,21 +316,6 @@ class JobStore:
         sql = _SELECT + where + " ORDER BY seq DESC LIMIT ? OFFSET ?"
         return await self._read(sql, (*params, limit, offset))
 
-    async def find_active(self, file_path: str, target_lang: str) -> Job | None:
-        rows = await self._read(
-            _SELECT + " WHERE file_path = ? AND target_lang = ?"
-            " AND status IN ('queued', 'processing')",
-            (file_path, target_lang),
-        )
-        return row_to_job(rows[0]) if rows else None
-
-    async def processing(self) -> list[tuple[str, str | None, str | None]]:
-        """(job id, lease id, worker id) of every processing job."""
-        rows = await self._read(
-            "SELECT id, lease_id, worker_id FROM jobs WHERE status = 'processing'"
-        )
-        return [(row[0], row[1], row[2]) for row in rows]
-
     async def _write_one(self, sql: str, params: Sequence[Any]) -> Any:
         rows = await write_each(self._writer, sql, [params], what="jobs")
         return rows[0] if rows else None

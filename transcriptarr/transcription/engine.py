@@ -156,15 +156,7 @@ class WhisperEngine(TranscriptionEngine):
     def unload_idle(
         self, max_idle_s: float, now: float | None = None
     ) -> list[ModelKey]:
-        """Drop the models not used for ``max_idle_s`` seconds.
-
-        Args:
-            max_idle_s: the longest a model may sit unused.
-            now: the clock's current reading (default: read it).
-
-        Returns:
-            The keys of the models that were unloaded.
-        """
+        """See :meth:`ModelCache.unload_idle`."""
         return self._cache.unload_idle(max_idle_s, now)
 
     def transcribe(
